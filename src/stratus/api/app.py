@@ -1,0 +1,31 @@
+"""The ASGI application: routers, error handlers, middleware, and the runtime's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from stratus.api import _errors, health
+from stratus.api._middleware import RequestIdMiddleware
+from stratus.api.segmind.router import router as segmind_router
+from stratus.runtime import Runtime
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title="Stratus", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.runtime = runtime
+    app.include_router(health.router)
+    app.include_router(segmind_router)
+    _errors.install(app)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,79 @@
+"""HTTP routes of the Segmind surface: ``/v1/{model}``, ``/v2/...``, ``/v1/models``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from stratus.accounts import Account
+from stratus.api._auth import require_account
+from stratus.api._body import read_body
+from stratus.api.segmind import serving
+from stratus.errors import Conflict
+from stratus.runtime import Runtime
+from stratus.store import JobRecord
+
+router = APIRouter()
+AccountDep = Annotated[Account, Depends(require_account)]
+
+
+def _runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+async def _submit(request: Request, account: Account, model: str) -> JobRecord:
+    runtime = _runtime(request)
+    runtime.models.resolve(model)
+    raw = await read_body(request, runtime.config.server.max_body_bytes)
+    return await serving.submit(runtime, account, model, raw, request.state.request_id,
+                                request.headers.get("idempotency-key"))
+
+
+@router.get("/v1/models")
+async def list_models(request: Request, account: AccountDep) -> JSONResponse:
+    return JSONResponse(serving.model_list(_runtime(request)))
+
+
+@router.post("/v1/{model}")
+async def run_sync(model: str, request: Request, account: AccountDep) -> JSONResponse:
+    record = await _submit(request, account, model)
+    runtime = _runtime(request)
+    record = await runtime.wait_until_ended(record, runtime.config.server.sync_timeout)
+    status, body = serving.sync_outcome(record, serving.Links(str(request.base_url)))
+    return JSONResponse(body, status_code=status, headers={"x-request-id": record.id})
+
+
+@router.post("/v2/{model}")
+async def submit(model: str, request: Request, account: AccountDep) -> JSONResponse:
+    record = await _submit(request, account, model)
+    body = serving.submit_body(record, serving.Links(str(request.base_url)))
+    return JSONResponse(body, headers={"x-request-id": record.id})
+
+
+@router.get("/v2/requests/{request_id}/status")
+async def status(request_id: str, request: Request, account: AccountDep,
+                 wait: str | None = None) -> JSONResponse:
+    runtime = _runtime(request)
+    timeout = serving.parse_wait(wait)
+    record = await runtime.job_for(account, request_id)
+    record = await runtime.wait_for_change(record, timeout)
+    return JSONResponse(serving.status_body(record), status_code=serving.status_code_of(record))
+
+
+@router.get("/v2/requests/{request_id}")
+async def result(request_id: str, request: Request, account: AccountDep) -> JSONResponse:
+    record = await _runtime(request).job_for(account, request_id)
+    code, body = serving.result_body(record)
+    return JSONResponse(body, status_code=code)
+
+
+@router.post("/v2/requests/{request_id}/cancel")
+async def cancel(request_id: str, request: Request, account: AccountDep) -> JSONResponse:
+    record, cancelled = await _runtime(request).cancel(account, request_id)
+    if not cancelled:
+        raise Conflict(f"request {request_id} has already ended {record.status.value}: "
+                       "only QUEUED or PROCESSING requests can be cancelled",
+                       extra={"status": record.status.value})
+    return JSONResponse(serving.status_body(record))

@@ -1,0 +1,166 @@
+"""The Segmind surface's logic: requests in, wire bodies out, no HTTP."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from stratus.accounts import Account
+from stratus.errors import (
+    EngineFailed,
+    GatewayTimeout,
+    InvalidRequest,
+    StratusError,
+    UnprocessableRequest,
+)
+from stratus.normalize import normalize, parse_json, parse_model
+from stratus.protocol.jobs import (
+    ModelCard,
+    ModelList,
+    ResultResponse,
+    StatusResponse,
+    SubmitResponse,
+    TimeoutResponse,
+)
+from stratus.protocol.messages import MessagesRequest
+from stratus.runtime import Runtime
+from stratus.store import ErrorType, JobRecord, Status
+
+MAX_LONG_POLL = 60.0
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+class Links:
+    """Absolute URLs of a job, from the base URL the client used."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url.rstrip("/")
+
+    def status(self, job_id: str) -> str:
+        return f"{self.base}/v2/requests/{job_id}/status"
+
+    def response(self, job_id: str) -> str:
+        return f"{self.base}/v2/requests/{job_id}"
+
+    def cancel(self, job_id: str) -> str:
+        return f"{self.base}/v2/requests/{job_id}/cancel"
+
+
+async def submit(runtime: Runtime, account: Account, model: str, raw: bytes,
+                 request_id: str, idempotency_key: str | None) -> JobRecord:
+    spec = runtime.models.resolve(model)
+    data = parse_json(raw)
+    body = parse_model(data, MessagesRequest)
+    normalized = normalize(body, spec)
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
+    record, _ = await runtime.submit(account, spec, model, normalized, request_id,
+                                     idempotency_key, data)
+    return record
+
+
+def submit_body(record: JobRecord, links: Links) -> dict[str, Any]:
+    return SubmitResponse(
+        request_id=record.id,
+        status=record.status.value,
+        status_url=links.status(record.id),
+        response_url=links.response(record.id),
+        cancel_url=links.cancel(record.id),
+        queue_position=record.queue_position,
+    ).model_dump(exclude_none=True)
+
+
+def status_body(record: JobRecord) -> dict[str, Any]:
+    return StatusResponse(
+        request_id=record.id,
+        status=record.status.value,
+        queue_position=record.queue_position,
+        created_at=iso(record.created_at) or "",
+        started_at=iso(record.started_at),
+        completed_at=iso(record.completed_at),
+        error=record.error,
+        error_type=record.error_type,
+    ).model_dump(exclude_none=True)
+
+
+def status_code_of(record: JobRecord) -> int:
+    return 422 if record.status is Status.FAILED else 200
+
+
+def result_body(record: JobRecord) -> tuple[int, dict[str, Any]]:
+    if record.status is Status.COMPLETED:
+        assert record.result is not None and record.metrics is not None
+        return 200, ResultResponse(
+            request_id=record.id,
+            status="COMPLETED",
+            output=json.dumps(record.result),
+            metrics=record.metrics,
+        ).model_dump()
+    if record.status is Status.FAILED:
+        return 422, status_body(record)
+    return 202, status_body(record)
+
+
+def parse_wait(raw: str | None) -> float:
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise InvalidRequest(f"wait must be a number of seconds (got {raw!r})") from None
+    if not 0 <= wait <= MAX_LONG_POLL:
+        raise InvalidRequest(f"wait must be between 0 and {MAX_LONG_POLL:g} seconds")
+    return wait
+
+
+def sync_outcome(record: JobRecord, links: Links) -> tuple[int, dict[str, Any]]:
+    """The response of ``POST /v1/{model}`` once its wait is over."""
+    if record.status is Status.COMPLETED:
+        assert record.result is not None
+        return 200, record.result
+    if record.status is Status.FAILED:
+        raise failure_error(record)
+    return 504, TimeoutResponse(
+        error=("the request is still running past the sync timeout; it was not lost: "
+               "fetch its result from response_url"),
+        request_id=record.id,
+        status=record.status.value,
+        status_url=links.status(record.id),
+        response_url=links.response(record.id),
+    ).model_dump()
+
+
+def failure_error(record: JobRecord) -> StratusError:
+    message = record.error or "the request failed"
+    extra = {"request_id": record.id, "status": "FAILED"}
+    if record.error_type == ErrorType.TIMEOUT:
+        return GatewayTimeout(message, extra=extra)
+    if record.error_type in (ErrorType.ENGINE, ErrorType.WORKER_LOST):
+        return EngineFailed(message, extra=extra)
+    return UnprocessableRequest(message, extra=extra)
+
+
+def model_list(runtime: Runtime) -> dict[str, Any]:
+    cards = []
+    for spec in runtime.models:
+        cfg = spec.config
+        cards.append(ModelCard(
+            slug=cfg.slug,
+            aliases=list(cfg.aliases),
+            engine=cfg.engine,
+            description=cfg.description,
+            capabilities=cfg.capabilities.model_dump(),
+            context_length=cfg.context_length,
+            max_output_tokens=cfg.max_output_tokens,
+            default_max_tokens=cfg.default_max_tokens,
+            pricing={"currency": "USD", "input_per_million": cfg.price_input,
+                     "output_per_million": cfg.price_output},
+        ))
+    return ModelList(data=cards).model_dump()

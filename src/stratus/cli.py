@@ -1,0 +1,153 @@
+"""The ``stratus`` command: ``serve``, ``keys create|list|revoke``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stratus.config import Config, ConfigError, load_config
+
+
+def _config(args: argparse.Namespace, **overrides: Any) -> Config:
+    flags = {"data_dir": args.data_dir, **overrides}
+    return load_config(args.config, overrides=flags)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None,
+                        help="TOML configuration file")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where the database lives (default ./.stratus)")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from stratus.api import create_app
+    from stratus.runtime import Runtime
+
+    config = _config(args, host=args.host, port=args.port, result_ttl=args.result_ttl)
+    runtime = Runtime.embedded(config)
+    _bootstrap_key(runtime, config)
+    app = create_app(runtime)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            runtime.begin_drain()
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(
+        app, host=config.server.host, port=config.server.port, log_level=args.log_level,
+        timeout_graceful_shutdown=int(config.server.shutdown_grace) or None,
+        access_log=args.access_log,
+    ))
+    server.run()
+    return 0
+
+
+def _bootstrap_key(runtime: Any, config: Config) -> None:
+    """On an empty store, create the first key and print it once."""
+    accounts = runtime.accounts
+    if asyncio.run(accounts.has_keys()):
+        return
+    value = os.environ.get("STRATUS_BOOTSTRAP_KEY") or None
+    key, secret = asyncio.run(accounts.create_key("default", "bootstrap", value))
+    host = config.server.host if config.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    model = config.models[0].aliases[0] if config.models[0].aliases else config.models[0].slug
+    print(
+        f"Created the first API key (account 'default', id {key.id}). It is shown only once:\n"
+        f"\n    {secret}\n\n"
+        "Try it:\n"
+        f"    curl -s http://{host}:{config.server.port}/v1/{model} \\\n"
+        f"      -H 'x-api-key: {secret}' -H 'content-type: application/json' \\\n"
+        "      -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello there\"}]}'\n",
+        flush=True,
+    )
+
+
+def _accounts(args: argparse.Namespace) -> Any:
+    from stratus._sqlite import SqliteDB
+    from stratus.accounts import SqliteAccounts
+
+    config = _config(args)
+    return SqliteAccounts(SqliteDB(config.server.data_dir / "stratus.db"))
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    key, secret = asyncio.run(_accounts(args).create_key(args.account, args.name or ""))
+    print(f"created key {key.id} for account {key.account_name!r}; "
+          "the key is shown only once:", file=sys.stderr)
+    print(secret)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    keys = asyncio.run(_accounts(args).list_keys())
+    print(f"{'ID':22} {'ACCOUNT':16} {'KEY':20} {'NAME':14} {'CREATED':20} STATUS")
+    for key in keys:
+        created = datetime.fromtimestamp(key.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        state = "revoked" if key.revoked_at else "active"
+        print(f"{key.id:22} {key.account_name:16} {key.prefix:20} {key.name:14} "
+              f"{created:20} {state}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    key = asyncio.run(_accounts(args).revoke_key(args.key_id))
+    print(f"revoked key {key.id} ({key.prefix}) of account {key.account_name!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stratus", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API, worker and engines in one process")
+    _add_common(serve)
+    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    serve.add_argument("--result-ttl", type=float, default=None,
+                       help="seconds results are kept (default 3600)")
+    serve.add_argument("--log-level", default="info",
+                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    serve.set_defaults(func=_serve)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key (prints it once)")
+    _add_common(create)
+    create.add_argument("--account", default="default",
+                        help="account the key belongs to (created if new)")
+    create.add_argument("--name", default="", help="a label for the key")
+    create.set_defaults(func=_keys_create)
+    listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
+    _add_common(listing)
+    listing.set_defaults(func=_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id")
+    _add_common(revoke)
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=_keys_revoke)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from stratus.errors import StratusError
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, StratusError) as exc:
+        print(f"stratus: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Configuration: built-in defaults, then a TOML file, then ``STRATUS_*`` variables, then flags.
+
+A TOML file looks like::
+
+    [server]
+    port = 8000
+    result_ttl = 3600
+
+    [[models]]
+    slug = "echo"
+    aliases = ["claude-3-haiku"]
+    engine = "echo"
+    [models.options]
+    delay_ms = 0
+
+Unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# Claude 3 Haiku's list price, USD per million tokens.
+DEFAULT_PRICE_INPUT = 0.25
+DEFAULT_PRICE_OUTPUT = 1.25
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Capabilities(_Strict):
+    vision: bool = False
+    tools: bool = False
+
+
+class ModelConfig(_Strict):
+    slug: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    aliases: tuple[str, ...] = ()
+    engine: Literal["echo"] = "echo"
+    context_length: int = Field(default=8192, gt=0)
+    max_output_tokens: int = Field(default=4096, gt=0)
+    default_max_tokens: int = Field(default=1024, gt=0)
+    batch_slots: int = Field(default=8, gt=0)
+    execution_timeout: float = Field(default=600.0, gt=0)
+    price_input: float = Field(default=DEFAULT_PRICE_INPUT, ge=0)
+    price_output: float = Field(default=DEFAULT_PRICE_OUTPUT, ge=0)
+    capabilities: Capabilities = Capabilities()
+    description: str = ""
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _limits(self) -> ModelConfig:
+        if self.default_max_tokens > self.max_output_tokens:
+            raise ValueError("default_max_tokens must not exceed max_output_tokens")
+        return self
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path(".stratus")
+    result_ttl: float = Field(default=3600.0, gt=0)
+    idempotency_ttl: float = Field(default=24 * 3600.0, gt=0)
+    sync_timeout: float = Field(default=300.0, gt=0)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    lease_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=3, gt=0)
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    sweep_interval: float = Field(default=5.0, gt=0)
+
+
+def _default_models() -> tuple[ModelConfig, ...]:
+    return (
+        ModelConfig(
+            slug="echo",
+            aliases=("claude-3-haiku",),
+            engine="echo",
+            description="Deterministic echo engine: replies with the last user message.",
+        ),
+    )
+
+
+class Config(_Strict):
+    server: ServerConfig = ServerConfig()
+    models: tuple[ModelConfig, ...] = Field(default_factory=_default_models)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        if not self.models:
+            raise ValueError("at least one model must be configured")
+        seen: set[str] = set()
+        for model in self.models:
+            for name in (model.slug, *model.aliases):
+                if name in seen:
+                    raise ValueError(f"model name {name!r} is used twice")
+                seen.add(name)
+        return self
+
+
+# STRATUS_* variable -> server key
+_ENV_KEYS = {
+    "STRATUS_HOST": "host",
+    "STRATUS_PORT": "port",
+    "STRATUS_DATA_DIR": "data_dir",
+    "STRATUS_RESULT_TTL": "result_ttl",
+    "STRATUS_SYNC_TIMEOUT": "sync_timeout",
+    "STRATUS_MAX_BODY_BYTES": "max_body_bytes",
+    "STRATUS_LEASE_SECONDS": "lease_seconds",
+    "STRATUS_MAX_ATTEMPTS": "max_attempts",
+    "STRATUS_SHUTDOWN_GRACE": "shutdown_grace",
+}
+
+
+def load_config(path: Path | None = None, *, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """Build the configuration; ``overrides`` (command-line flags) win over everything."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    server = dict(raw.get("server", {}))
+    for var, key in _ENV_KEYS.items():
+        if env.get(var):
+            server[key] = env[var]
+    server.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    raw["server"] = server
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'config'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        where = f"config file {path}" if path else "configuration"
+        raise ConfigError(f"{where} is invalid: {problems}") from None

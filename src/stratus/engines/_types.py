@@ -1,0 +1,86 @@
+"""The engine seam: what the worker hands an engine, and the typed events it gets back.
+
+An engine turns one :class:`GenerationRequest` into an async stream of events: zero or more
+:class:`TextDelta`, then exactly one :class:`Finished`. Closing the stream early (the consumer
+is cancelled or stops iterating) cancels the generation and frees whatever it held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TextPart(_Frozen):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class ImagePart(_Frozen):
+    """An image already checked by the API: inline bytes (base64) or a URL to fetch."""
+
+    type: Literal["image"] = "image"
+    media_type: str | None = None
+    data: str | None = None
+    url: str | None = None
+
+
+class ChatMessage(_Frozen):
+    role: Literal["user", "assistant"]
+    parts: tuple[TextPart | ImagePart, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+
+class GenerationRequest(_Frozen):
+    """A request in engine terms, independent of the surface it arrived on."""
+
+    messages: tuple[ChatMessage, ...]
+    system: str | None = None
+    max_tokens: int = Field(gt=0)
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop_sequences: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    stop_reason: StopReason
+    input_tokens: int
+    output_tokens: int
+    stop_sequence: str | None = None
+
+
+EngineEvent = TextDelta | Finished
+
+
+class Engine(Protocol):
+    """A model runtime. One instance serves one configured model."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        """Input tokens of ``request`` as this model sees them (system and turns included)."""
+        ...
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]: ...

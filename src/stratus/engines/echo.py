@@ -1,0 +1,75 @@
+"""The echo engine: no model, deterministic output, for tests and for measuring the platform.
+
+It answers with the words of the last user turn, one word per token, after an optional
+per-token delay (``options.delay_ms``). ``max_tokens`` and ``stop_sequences`` apply as they
+would on a real model. A token is a whitespace-separated word; an image counts as one token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from stratus.engines._stops import StopMatcher
+from stratus.engines._types import (
+    EngineEvent,
+    Finished,
+    GenerationRequest,
+    ImagePart,
+    StopReason,
+    TextDelta,
+)
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+class EchoEngine:
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        options = dict(options or {})
+        self.delay = float(options.pop("delay_ms", 0)) / 1000.0
+        if self.delay < 0:
+            raise ValueError("echo option delay_ms must be >= 0")
+        if options:
+            raise ValueError(f"unknown echo engine option(s): {', '.join(sorted(options))}")
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        count = len(_words(request.system or ""))
+        for message in request.messages:
+            for part in message.parts:
+                count += 1 if isinstance(part, ImagePart) else len(_words(part.text))
+        return count
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+        input_tokens = self.count_tokens(request)
+        last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
+        words = _words(last_user.text) if last_user else []
+        matcher = StopMatcher(request.stop_sequences)
+        emitted = 0
+        stop_reason: StopReason = "end_turn"
+        for word in words:
+            if emitted == request.max_tokens:
+                stop_reason = "max_tokens"
+                break
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            emitted += 1
+            safe = matcher.feed(word if emitted == 1 else " " + word)
+            if safe:
+                yield TextDelta(safe)
+            if matcher.matched is not None:
+                stop_reason = "stop_sequence"
+                break
+        rest = matcher.flush()
+        if rest:
+            yield TextDelta(rest)
+        yield Finished(stop_reason=stop_reason, input_tokens=input_tokens,
+                       output_tokens=emitted, stop_sequence=matcher.matched)

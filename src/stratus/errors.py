@@ -1,0 +1,100 @@
+"""Server-side errors: plain data, raised anywhere below the API, turned into HTTP in one place.
+
+Each error knows its HTTP status and a short machine-readable ``kind``; the API layer
+(``stratus.api._errors``) renders it in the shape of whichever surface the request came in on.
+
+    StratusError
+    ├── InvalidRequest          400  the body or a parameter is wrong; the message says how
+    ├── AuthenticationFailed    401  missing, invalid or revoked API key
+    ├── PermissionDenied        403  the key may not use this model or route
+    ├── NotFound                404  unknown model, route, or request id (also expired / not yours)
+    ├── Conflict                409  the request has already ended
+    ├── PayloadTooLarge         413  the body is over the configured limit
+    ├── UnprocessableRequest    422  a FAILED job, or an idempotency key reused with another body
+    ├── RateLimited             429  too many requests (carries ``retry_after``)
+    ├── InternalError           500
+    ├── EngineFailed            502  the engine or an upstream failed
+    ├── Unavailable             503  the server is shutting down or not ready
+    └── GatewayTimeout          504  a sync request outlived its wait (the job goes on)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class StratusError(Exception):
+    status_code: ClassVar[int] = 500
+    kind: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, extra: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+
+class InvalidRequest(StratusError):
+    status_code = 400
+    kind = "invalid_request"
+
+
+class AuthenticationFailed(StratusError):
+    status_code = 401
+    kind = "authentication_error"
+
+
+class PermissionDenied(StratusError):
+    status_code = 403
+    kind = "permission_error"
+
+
+class NotFound(StratusError):
+    status_code = 404
+    kind = "not_found"
+
+
+class Conflict(StratusError):
+    status_code = 409
+    kind = "conflict"
+
+
+class PayloadTooLarge(StratusError):
+    status_code = 413
+    kind = "request_too_large"
+
+
+class UnprocessableRequest(StratusError):
+    status_code = 422
+    kind = "unprocessable"
+
+
+class RateLimited(StratusError):
+    status_code = 429
+    kind = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+        self.headers.setdefault("Retry-After", str(max(1, round(retry_after))))
+
+
+class InternalError(StratusError):
+    status_code = 500
+    kind = "internal_error"
+
+
+class EngineFailed(StratusError):
+    status_code = 502
+    kind = "engine_error"
+
+
+class Unavailable(StratusError):
+    status_code = 503
+    kind = "unavailable"
+
+
+class GatewayTimeout(StratusError):
+    status_code = 504
+    kind = "timeout"

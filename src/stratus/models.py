@@ -1,0 +1,50 @@
+"""The served models: each configuration with its engine, found by slug or alias."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from stratus.config import ModelConfig
+from stratus.engines import Engine, build_engine
+from stratus.errors import NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    config: ModelConfig
+    engine: Engine
+
+    @property
+    def slug(self) -> str:
+        return self.config.slug
+
+
+class ModelRegistry:
+    def __init__(self, specs: list[ModelSpec]) -> None:
+        self._specs = {spec.slug: spec for spec in specs}
+        self._names = {name: spec for spec in specs
+                       for name in (spec.slug, *spec.config.aliases)}
+
+    @classmethod
+    def from_config(cls, models: tuple[ModelConfig, ...]) -> ModelRegistry:
+        return cls([ModelSpec(config=m, engine=build_engine(m)) for m in models])
+
+    def resolve(self, name: str) -> ModelSpec:
+        spec = self._names.get(name)
+        if spec is None:
+            known = ", ".join(sorted(self._names))
+            raise NotFound(f"unknown model {name!r}: available models are {known} "
+                           "(GET /v1/models lists them)")
+        return spec
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self._specs.values())
+
+    async def start(self) -> None:
+        for spec in self:
+            await spec.engine.start()
+
+    async def close(self) -> None:
+        for spec in self:
+            await spec.engine.close()

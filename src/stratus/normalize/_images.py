@@ -1,0 +1,72 @@
+"""Image blocks: the three wire forms checked and reduced to one ``ImagePart``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+from urllib.parse import urlsplit
+
+from PIL import Image, UnidentifiedImageError
+
+from stratus.engines import ImagePart
+from stratus.errors import InvalidRequest
+from stratus.protocol.messages import Base64Source, ImageBlock, ImageUrlBlock
+
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MEDIA_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF",
+               "image/webp": "WEBP"}
+_DATA_URL = re.compile(r"^data:(?P<type>[^;,]+);base64,(?P<data>.*)$", re.DOTALL)
+
+
+def image_part(block: ImageBlock | ImageUrlBlock, path: str) -> ImagePart:
+    if isinstance(block, ImageUrlBlock):
+        url = block.image_url.url
+        match = _DATA_URL.match(url)
+        if match:
+            return _inline(match["type"], match["data"], f"{path}.image_url.url")
+        return ImagePart(url=_web_url(url, f"{path}.image_url.url"))
+    if isinstance(block.source, Base64Source):
+        return _inline(block.source.media_type, block.source.data, f"{path}.source")
+    return ImagePart(url=_web_url(block.source.url, f"{path}.source.url"))
+
+
+def _inline(media_type: str, data: str, path: str) -> ImagePart:
+    fmt = MEDIA_TYPES.get(media_type)
+    if fmt is None:
+        raise InvalidRequest(
+            f"{path} media type {media_type!r} is not supported: "
+            f"use one of {', '.join(MEDIA_TYPES)}"
+        )
+    if len(data) > (MAX_IMAGE_BYTES * 4) // 3 + 4:
+        raise InvalidRequest(f"{path} image is larger than 5 MB: resize or compress it")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(f"{path} data is not valid base64") from None
+    if len(raw) > MAX_IMAGE_BYTES:
+        raise InvalidRequest(f"{path} image is larger than 5 MB: resize or compress it")
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            actual = img.format
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise InvalidRequest(
+            f"{path} data is not a readable image: send a real {fmt} file"
+        ) from None
+    if actual != fmt:
+        raise InvalidRequest(
+            f"{path} data is a {actual} image but media type says {media_type}: "
+            "make them agree"
+        )
+    return ImagePart(media_type=media_type, data=data)
+
+
+def _web_url(url: str, path: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidRequest(
+            f"{path} must be an http(s) URL or a data:image/...;base64 URL, not {url[:60]!r}"
+        )
+    return url

@@ -1,0 +1,149 @@
+"""A Messages request checked against a model and turned into a ``GenerationRequest``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stratus.engines import ChatMessage, GenerationRequest, ImagePart, TextPart
+from stratus.errors import InvalidRequest
+from stratus.models import ModelSpec
+from stratus.normalize._images import image_part
+from stratus.protocol.messages import Message, MessagesRequest, TextBlock
+
+MAX_STOP_SEQUENCES = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    request: GenerationRequest
+    input_tokens: int
+    stream: bool
+
+
+def normalize(body: MessagesRequest, spec: ModelSpec) -> Normalized:
+    messages = _messages(body)
+    has_images = any(isinstance(p, ImagePart) for m in messages for p in m.parts)
+    if has_images and not spec.config.capabilities.vision:
+        raise InvalidRequest(
+            f"model {spec.slug!r} cannot take images: send text only, or pick a model "
+            "with vision in GET /v1/models"
+        )
+    if body.tools or body.tool_choice:
+        if not spec.config.capabilities.tools:
+            raise InvalidRequest(
+                f"model {spec.slug!r} does not support tools: remove tools and tool_choice"
+            )
+        if body.tool_choice and not body.tools:
+            raise InvalidRequest("tool_choice was sent without tools: add tools or remove it")
+    _check_sampling(body)
+    limit = spec.config.max_output_tokens
+    if body.max_tokens is not None:
+        if body.max_tokens < 1:
+            raise InvalidRequest(f"max_tokens must be at least 1 (got {body.max_tokens})")
+        if body.max_tokens > limit:
+            raise InvalidRequest(
+                f"max_tokens {body.max_tokens} is above model {spec.slug!r}'s limit of "
+                f"{limit}: lower it"
+            )
+    request = GenerationRequest(
+        messages=messages,
+        system=_system(body),
+        max_tokens=body.max_tokens or spec.config.default_max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        top_k=body.top_k,
+        stop_sequences=tuple(body.stop_sequences or ()),
+    )
+    input_tokens = spec.engine.count_tokens(request)
+    context = spec.config.context_length
+    if input_tokens + request.max_tokens > context:
+        room = context - input_tokens
+        if room < 1:
+            raise InvalidRequest(
+                f"the prompt is {input_tokens} tokens, which does not fit model "
+                f"{spec.slug!r}'s context of {context} tokens: shorten it"
+            )
+        if body.max_tokens is not None:
+            raise InvalidRequest(
+                f"the prompt is {input_tokens} tokens and max_tokens is {body.max_tokens}: "
+                f"together they exceed model {spec.slug!r}'s context of {context} tokens; "
+                f"set max_tokens to at most {room} or shorten the prompt"
+            )
+        request = request.model_copy(update={"max_tokens": room})
+    if body.stream:
+        raise InvalidRequest(
+            "stream=true is not available on this route yet: leave stream out, or use "
+            "POST /v2/{model} and poll"
+        )
+    return Normalized(request=request, input_tokens=input_tokens, stream=bool(body.stream))
+
+
+def _messages(body: MessagesRequest) -> tuple[ChatMessage, ...]:
+    if body.prompt is not None and body.messages is not None:
+        raise InvalidRequest("send either messages or prompt, not both")
+    if body.prompt is not None:
+        if not body.prompt.strip():
+            raise InvalidRequest("prompt must not be empty")
+        return (ChatMessage(role="user", parts=(TextPart(text=body.prompt),)),)
+    if body.messages is None:
+        raise InvalidRequest(
+            'messages is required: send [{"role": "user", "content": "..."}]'
+        )
+    if not body.messages:
+        raise InvalidRequest("messages must contain at least one message")
+    if body.messages[0].role != "user":
+        raise InvalidRequest("messages[0].role must be 'user': a conversation starts with "
+                             "the user")
+    out = []
+    for i, message in enumerate(body.messages):
+        if i and message.role == body.messages[i - 1].role:
+            raise InvalidRequest(
+                f"messages[{i}].role: turns must alternate between user and assistant, but "
+                f"messages[{i - 1}] and messages[{i}] are both {message.role!r}; "
+                "merge them into one message"
+            )
+        parts = _parts(message, f"messages[{i}].content")
+        final_assistant = i == len(body.messages) - 1 and message.role == "assistant"
+        if not final_assistant and not any(
+            isinstance(p, ImagePart) or p.text.strip() for p in parts
+        ):
+            raise InvalidRequest(f"messages[{i}].content must not be empty")
+        out.append(ChatMessage(role=message.role, parts=parts))
+    return tuple(out)
+
+
+def _parts(message: Message, path: str) -> tuple[TextPart | ImagePart, ...]:
+    if isinstance(message.content, str):
+        return (TextPart(text=message.content),)
+    parts: list[TextPart | ImagePart] = []
+    for j, block in enumerate(message.content):
+        if isinstance(block, TextBlock):
+            parts.append(TextPart(text=block.text))
+        else:
+            parts.append(image_part(block, f"{path}[{j}]"))
+    return tuple(parts)
+
+
+def _system(body: MessagesRequest) -> str | None:
+    if body.instruction is not None and body.system is not None:
+        raise InvalidRequest("send either instruction or system, not both")
+    if body.instruction is not None:
+        return body.instruction or None
+    if isinstance(body.system, list):
+        return "\n".join(block.text for block in body.system) or None
+    return body.system or None
+
+
+def _check_sampling(body: MessagesRequest) -> None:
+    if body.temperature is not None and not 0.0 <= body.temperature <= 1.0:
+        raise InvalidRequest(f"temperature must be between 0 and 1 (got {body.temperature})")
+    if body.top_p is not None and not 0.0 <= body.top_p <= 1.0:
+        raise InvalidRequest(f"top_p must be between 0 and 1 (got {body.top_p})")
+    if body.top_k is not None and body.top_k < 0:
+        raise InvalidRequest(f"top_k must be 0 or more (got {body.top_k})")
+    stops = body.stop_sequences or []
+    if len(stops) > MAX_STOP_SEQUENCES:
+        raise InvalidRequest(f"stop_sequences may hold at most {MAX_STOP_SEQUENCES} strings")
+    for i, stop in enumerate(stops):
+        if not stop:
+            raise InvalidRequest(f"stop_sequences[{i}] must not be empty")

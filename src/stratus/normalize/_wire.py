@@ -1,0 +1,137 @@
+"""Raw request bytes to a validated wire model, or an ``InvalidRequest`` naming the field."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from stratus.errors import InvalidRequest
+
+M = TypeVar("M", bound=BaseModel)
+
+_TYPE_WORDS = {
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "list_type": "must be a list",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "missing": "is required",
+}
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise InvalidRequest("request body is empty: send a JSON object")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise InvalidRequest("request body is not UTF-8 text: send a JSON object") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+
+
+def parse_model(data: Any, model: type[M]) -> M:
+    if not isinstance(data, dict):
+        raise InvalidRequest(
+            f"request body must be a JSON object, not {_json_kind(data)}"
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(describe_errors(exc, data, model)) from None
+
+
+def describe_errors(exc: ValidationError, data: Any, model: type[BaseModel]) -> str:
+    """One line per offending field, with the path as a client would write it."""
+    by_path: dict[str, list[str]] = {}
+    for err in exc.errors():
+        located = _locate(err["loc"], data)
+        if located is None:
+            continue  # the error of a union branch the value does not take
+        path, value = located
+        text = _describe(err, path, value, model)
+        texts = by_path.setdefault(path, [])
+        if text not in texts:
+            texts.append(text)
+    parts = []
+    for path, texts in by_path.items():
+        merged = texts[0] + "".join(
+            " or " + t.removeprefix("must be ") for t in texts[1:]
+        )
+        parts.append(merged if merged.startswith("unknown field") else f"{path} {merged}")
+    return "; ".join(parts) or "request body is invalid"
+
+
+def _locate(loc: tuple[Any, ...], data: Any) -> tuple[str, Any] | None:
+    """Walk ``loc`` through the input, skipping union-branch markers pydantic puts in it."""
+    path = ""
+    node = data
+    tag_seen: Any = None
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if (isinstance(node, dict) and not last and part == node.get("type")
+                and tag_seen is not node):
+            tag_seen = node
+            continue  # the tag of a tagged union: not part of the client's path
+        if isinstance(part, int) and isinstance(node, list):
+            path += f"[{part}]"
+            node = node[part] if part < len(node) else None
+        elif isinstance(node, dict) and part in node:
+            path += f".{part}" if path else str(part)
+            node = node[part]
+        elif last and isinstance(node, dict | None):
+            path += f".{part}" if path else str(part)
+            node = None
+        elif _other_branch(part, node):
+            return None
+    return path, node
+
+
+def _other_branch(part: Any, node: Any) -> bool:
+    """Is ``part`` the marker of a ``str | list`` union branch that ``node`` did not take?"""
+    if part == "str":
+        return isinstance(node, list | dict)
+    return isinstance(part, str) and part.startswith("list[") and isinstance(node, str)
+
+
+def _describe(err: Any, path: str, value: Any, model: type[BaseModel]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        field = path.rsplit(".", 1)[-1]
+        if "." not in path and "[" not in path:
+            allowed = ", ".join(sorted(model.model_fields))
+            return f"unknown field {field!r}: allowed fields are {allowed}"
+        return "is not a known field here: remove it"
+    if kind in _TYPE_WORDS:
+        word = _TYPE_WORDS[kind]
+        if kind != "missing":
+            word += f" (got {_json_kind(value)})"
+        return word
+    if kind == "union_tag_invalid":
+        expected = err.get("ctx", {}).get("expected_tags", "")
+        return f"has an unknown type {err['ctx'].get('tag')!r}: use one of {expected}"
+    if kind == "union_tag_not_found":
+        return "needs a 'type' field"
+    return err["msg"][0].lower() + err["msg"][1:]
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"

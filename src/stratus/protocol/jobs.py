@@ -1,0 +1,73 @@
+"""Responses of the Segmind queue surface (DESIGN §2)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+JobStatus = Literal["QUEUED", "PROCESSING", "COMPLETED", "FAILED"]
+
+
+class SubmitResponse(BaseModel):
+    request_id: str
+    status: JobStatus
+    status_url: str
+    response_url: str
+    cancel_url: str
+    queue_position: int | None = None
+
+
+class StatusResponse(BaseModel):
+    request_id: str
+    status: JobStatus
+    queue_position: int | None = None
+    created_at: str
+    started_at: str | None = None
+    completed_at: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+
+class Metrics(BaseModel):
+    queue_ms: float
+    inference_ms: float
+    input_tokens: int
+    output_tokens: int
+    output_tokens_per_s: float | None
+    cost: float
+
+
+class ResultResponse(BaseModel):
+    request_id: str
+    status: Literal["COMPLETED"]
+    output: str
+    metrics: Metrics
+
+
+class TimeoutResponse(BaseModel):
+    """The 504 of a sync request whose job is still running."""
+
+    error: str
+    type: str = "timeout"
+    request_id: str
+    status: JobStatus
+    status_url: str
+    response_url: str
+
+
+class ModelCard(BaseModel):
+    slug: str
+    aliases: list[str]
+    engine: str
+    description: str
+    capabilities: dict[str, bool]
+    context_length: int
+    max_output_tokens: int
+    default_max_tokens: int
+    pricing: dict[str, Any]
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

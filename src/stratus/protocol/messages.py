@@ -1,0 +1,82 @@
+"""Anthropic Messages request bodies, as the Segmind surface accepts them (DESIGN §2).
+
+Wire models only: shapes and types. Meaning (turn order, limits, image contents, what a model
+can take) is checked in :mod:`stratus.normalize`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TextBlock(_Wire):
+    type: Literal["text"]
+    text: str
+    cache_control: dict[str, Any] | None = None
+
+
+class Base64Source(_Wire):
+    type: Literal["base64"]
+    media_type: str
+    data: str
+
+
+class UrlSource(_Wire):
+    type: Literal["url"]
+    url: str
+
+
+class ImageBlock(_Wire):
+    type: Literal["image"]
+    source: Annotated[Base64Source | UrlSource, Field(discriminator="type")]
+    cache_control: dict[str, Any] | None = None
+
+
+class ImageUrl(_Wire):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageUrlBlock(_Wire):
+    """OpenAI-style image block (what the segmind SDK's ``image_url()`` helper sends)."""
+
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+ContentBlock = Annotated[TextBlock | ImageBlock | ImageUrlBlock, Field(discriminator="type")]
+
+
+class Message(_Wire):
+    role: Literal["user", "assistant"]
+    content: str | list[ContentBlock]
+
+
+class Tool(_Wire):
+    name: str
+    description: str | None = None
+    input_schema: dict[str, Any]
+
+
+class MessagesRequest(_Wire):
+    """The body of ``POST /v1/{model}`` and ``POST /v2/{model}``."""
+
+    messages: list[Message] | None = None
+    prompt: str | None = None
+    instruction: str | None = None
+    system: str | list[TextBlock] | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop_sequences: list[str] | None = None
+    stream: bool | None = None
+    metadata: dict[str, Any] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: dict[str, Any] | None = None

@@ -1,0 +1,133 @@
+"""Job states, records, and the ``JobStore`` protocol every backend implements."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class Status(enum.StrEnum):
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+    def is_terminal(self) -> bool:
+        return self in (Status.COMPLETED, Status.FAILED)
+
+
+class ErrorType(enum.StrEnum):
+    """Why a job ended FAILED."""
+
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    ENGINE = "engine_error"
+    WORKER_LOST = "worker_lost"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    id: str
+    account_id: str
+    model: str
+    requested_model: str
+    request: dict[str, Any]
+    idempotency_key: str | None = None
+    body_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: str
+    account_id: str
+    model: str
+    requested_model: str
+    status: Status
+    request: dict[str, Any]
+    created_at: float
+    attempts: int
+    started_at: float | None = None
+    completed_at: float | None = None
+    expires_at: float | None = None
+    result: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    error: str | None = None
+    error_type: str | None = None
+    queue_position: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A job a worker holds, with the lease token that proves it still holds it."""
+
+    job: JobRecord
+    token: str
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before with a different body."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    requeued: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    expired: int = 0
+
+
+class JobStore(Protocol):
+    """Queue, job state and results.
+
+    Delivery is **at least once**: a claimed job whose lease lapses (its worker died) is handed
+    out again, up to ``max_attempts`` claims in all. Completion is **exactly once**: only the
+    holder of the current lease can complete or fail a job, and only while it is PROCESSING.
+    """
+
+    async def submit(self, job: NewJob) -> tuple[JobRecord, bool]:
+        """Queue ``job``; returns ``(record, created)``. With an idempotency key already used
+        for the same body, returns the earlier job and ``created=False``; with another body,
+        raises :class:`IdempotencyConflict`."""
+        ...
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The job, or None if unknown or past its retention."""
+        ...
+
+    async def claim(self, models: Collection[str], worker_id: str) -> Claim | None: ...
+
+    async def heartbeat(self, claim: Claim) -> bool: ...
+
+    async def complete(self, claim: Claim, result: dict[str, Any],
+                       metrics: dict[str, Any]) -> bool: ...
+
+    async def fail(self, claim: Claim, error: str, error_type: str) -> bool: ...
+
+    async def release(self, claim: Claim) -> bool:
+        """Hand a held job back to the queue without counting the attempt (shutdown)."""
+        ...
+
+    async def cancel(self, job_id: str) -> tuple[JobRecord | None, bool]:
+        """End a QUEUED or PROCESSING job FAILED/cancelled. Returns the record as it is after
+        the call (None if unknown) and whether this call ended it."""
+        ...
+
+    async def wait_for_change(self, job_id: str, status: Status,
+                              timeout: float) -> JobRecord | None:
+        """Return once the job's status is no longer ``status``, or ``timeout`` passes."""
+        ...
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when a job may have become claimable, or after ``timeout``."""
+        ...
+
+    async def sweep(self) -> SweepReport:
+        """Re-queue jobs whose lease lapsed, fail those out of attempts, drop expired ones."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,307 @@
+"""The embedded job store: SQLite for state, in-process notification for wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Collection
+from typing import Any
+
+from stratus._sqlite import SqliteDB
+from stratus.store._notify import Notifier
+from stratus.store._types import (
+    Claim,
+    ErrorType,
+    IdempotencyConflict,
+    JobRecord,
+    NewJob,
+    Status,
+    SweepReport,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    account_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    requested_model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    request TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    completed_at REAL,
+    expires_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease_token TEXT,
+    lease_owner TEXT,
+    lease_expires_at REAL,
+    result TEXT,
+    metrics TEXT,
+    error TEXT,
+    error_type TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, model, seq);
+CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_expires_at);
+CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    account_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (account_id, key)
+);
+"""
+
+_ENDED = (Status.COMPLETED.value, Status.FAILED.value)
+
+
+def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> JobRecord:
+    status = Status(row["status"])
+    position = None
+    if status is Status.QUEUED:
+        position = conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE status = 'QUEUED' AND model = ? AND seq < ?",
+            (row["model"], row["seq"]),
+        ).fetchone()[0] + 1
+    return JobRecord(
+        id=row["id"],
+        account_id=row["account_id"],
+        model=row["model"],
+        requested_model=row["requested_model"],
+        status=status,
+        request=json.loads(row["request"]),
+        created_at=row["created_at"],
+        attempts=row["attempts"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        expires_at=row["expires_at"],
+        result=json.loads(row["result"]) if row["result"] else None,
+        metrics=json.loads(row["metrics"]) if row["metrics"] else None,
+        error=row["error"],
+        error_type=row["error_type"],
+        queue_position=position,
+    )
+
+
+def _fetch(conn: sqlite3.Connection, job_id: str, now: float) -> JobRecord | None:
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None or (row["expires_at"] is not None and row["expires_at"] <= now):
+        return None
+    return _record(conn, row)
+
+
+class SqliteJobStore:
+    def __init__(self, db: SqliteDB, *, lease_seconds: float = 30.0, max_attempts: int = 3,
+                 result_ttl: float = 3600.0, idempotency_ttl: float = 86400.0) -> None:
+        self._db = db
+        self._lease = lease_seconds
+        self._max_attempts = max_attempts
+        self._result_ttl = result_ttl
+        self._idempotency_ttl = idempotency_ttl
+        self._notify = Notifier()
+        db.script(SCHEMA)
+
+    # -- submitting and reading ------------------------------------------------------------
+
+    async def submit(self, job: NewJob) -> tuple[JobRecord, bool]:
+        record, created = await self._db.write(self._submit, job, time.time())
+        if created:
+            self._notify.work_available()
+        return record, created
+
+    def _submit(self, conn: sqlite3.Connection, job: NewJob,
+                now: float) -> tuple[JobRecord, bool]:
+        if job.idempotency_key is not None:
+            row = conn.execute(
+                "SELECT body_hash, job_id FROM idempotency_keys "
+                "WHERE account_id = ? AND key = ? AND created_at > ?",
+                (job.account_id, job.idempotency_key, now - self._idempotency_ttl),
+            ).fetchone()
+            if row is not None:
+                if row["body_hash"] != job.body_hash:
+                    raise IdempotencyConflict(row["job_id"])
+                earlier = _fetch(conn, row["job_id"], now)
+                if earlier is not None:
+                    return earlier, False
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
+                (job.account_id, job.idempotency_key, job.body_hash, job.id, now),
+            )
+        conn.execute(
+            "INSERT INTO jobs (id, account_id, model, requested_model, status, request, "
+            "created_at) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?)",
+            (job.id, job.account_id, job.model, job.requested_model,
+             json.dumps(job.request, separators=(",", ":")), now),
+        )
+        record = _fetch(conn, job.id, now)
+        assert record is not None
+        return record, True
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        return await self._db.read(_fetch, job_id, time.time())
+
+    # -- the worker's side -----------------------------------------------------------------
+
+    async def claim(self, models: Collection[str], worker_id: str) -> Claim | None:
+        if not models:
+            return None
+        claim = await self._db.write(self._claim, tuple(models), worker_id, time.time())
+        if claim is not None:
+            self._notify.job_changed(claim.job.id)
+        return claim
+
+    def _claim(self, conn: sqlite3.Connection, models: tuple[str, ...], worker_id: str,
+               now: float) -> Claim | None:
+        marks = ",".join("?" * len(models))
+        row = conn.execute(
+            f"SELECT id FROM jobs WHERE status = 'QUEUED' AND model IN ({marks}) "
+            "ORDER BY seq LIMIT 1",
+            models,
+        ).fetchone()
+        if row is None:
+            return None
+        token = uuid.uuid4().hex
+        conn.execute(
+            "UPDATE jobs SET status = 'PROCESSING', started_at = ?, attempts = attempts + 1, "
+            "lease_token = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ?",
+            (now, token, worker_id, now + self._lease, row["id"]),
+        )
+        record = _fetch(conn, row["id"], now)
+        assert record is not None
+        return Claim(job=record, token=token)
+
+    async def heartbeat(self, claim: Claim) -> bool:
+        return await self._db.write(self._heartbeat, claim, time.time())
+
+    def _heartbeat(self, conn: sqlite3.Connection, claim: Claim, now: float) -> bool:
+        cur = conn.execute(
+            "UPDATE jobs SET lease_expires_at = ? "
+            "WHERE id = ? AND status = 'PROCESSING' AND lease_token = ?",
+            (now + self._lease, claim.job.id, claim.token),
+        )
+        return cur.rowcount == 1
+
+    async def complete(self, claim: Claim, result: dict[str, Any],
+                       metrics: dict[str, Any]) -> bool:
+        return await self._end(claim, Status.COMPLETED, result=json.dumps(result),
+                               metrics=json.dumps(metrics))
+
+    async def fail(self, claim: Claim, error: str, error_type: str) -> bool:
+        return await self._end(claim, Status.FAILED, error=error, error_type=error_type)
+
+    async def _end(self, claim: Claim, status: Status, **fields: str) -> bool:
+        done = await self._db.write(self._end_txn, claim, status, fields, time.time())
+        if done:
+            self._notify.job_changed(claim.job.id)
+        return done
+
+    def _end_txn(self, conn: sqlite3.Connection, claim: Claim, status: Status,
+                 fields: dict[str, str], now: float) -> bool:
+        cols = "".join(f", {name} = ?" for name in fields)
+        cur = conn.execute(
+            "UPDATE jobs SET status = ?, completed_at = ?, expires_at = ?, lease_token = NULL, "
+            f"lease_owner = NULL, lease_expires_at = NULL{cols} "
+            "WHERE id = ? AND status = 'PROCESSING' AND lease_token = ?",
+            (status.value, now, now + self._result_ttl, *fields.values(), claim.job.id,
+             claim.token),
+        )
+        return cur.rowcount == 1
+
+    async def release(self, claim: Claim) -> bool:
+        done = await self._db.write(self._release, claim)
+        if done:
+            self._notify.job_changed(claim.job.id)
+            self._notify.work_available()
+        return done
+
+    def _release(self, conn: sqlite3.Connection, claim: Claim) -> bool:
+        cur = conn.execute(
+            "UPDATE jobs SET status = 'QUEUED', attempts = MAX(attempts - 1, 0), "
+            "started_at = NULL, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL "
+            "WHERE id = ? AND status = 'PROCESSING' AND lease_token = ?",
+            (claim.job.id, claim.token),
+        )
+        return cur.rowcount == 1
+
+    # -- the client's side -----------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> tuple[JobRecord | None, bool]:
+        record, changed = await self._db.write(self._cancel, job_id, time.time())
+        if changed:
+            self._notify.job_changed(job_id)
+        return record, changed
+
+    def _cancel(self, conn: sqlite3.Connection, job_id: str,
+                now: float) -> tuple[JobRecord | None, bool]:
+        cur = conn.execute(
+            "UPDATE jobs SET status = 'FAILED', error = 'cancelled', error_type = ?, "
+            "completed_at = ?, expires_at = ?, lease_token = NULL, lease_owner = NULL, "
+            "lease_expires_at = NULL "
+            "WHERE id = ? AND status IN ('QUEUED', 'PROCESSING') "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (ErrorType.CANCELLED.value, now, now + self._result_ttl, job_id, now),
+        )
+        return _fetch(conn, job_id, now), cur.rowcount == 1
+
+    async def wait_for_change(self, job_id: str, status: Status,
+                              timeout: float) -> JobRecord | None:
+        fut = self._notify.watch(job_id)
+        try:
+            record = await self.get(job_id)
+            if record is None or record.status is not status or timeout <= 0:
+                return record
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(fut, timeout)
+            return await self.get(job_id)
+        finally:
+            self._notify.unwatch(job_id, fut)
+
+    async def wait_for_work(self, timeout: float) -> None:
+        await self._notify.wait_for_work(timeout)
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    async def sweep(self) -> SweepReport:
+        report = await self._db.write(self._sweep, time.time())
+        self._notify.job_changed(*report.requeued, *report.failed)
+        if report.requeued:
+            self._notify.work_available()
+        return report
+
+    def _sweep(self, conn: sqlite3.Connection, now: float) -> SweepReport:
+        lapsed = conn.execute(
+            "SELECT id, attempts FROM jobs WHERE status = 'PROCESSING' AND lease_expires_at < ?",
+            (now,),
+        ).fetchall()
+        requeued, failed = [], []
+        for row in lapsed:
+            if row["attempts"] >= self._max_attempts:
+                conn.execute(
+                    "UPDATE jobs SET status = 'FAILED', error = ?, error_type = ?, "
+                    "completed_at = ?, expires_at = ?, lease_token = NULL, lease_owner = NULL, "
+                    "lease_expires_at = NULL WHERE id = ?",
+                    (f"the worker running this request stopped responding "
+                     f"{row['attempts']} times; giving up",
+                     ErrorType.WORKER_LOST.value, now, now + self._result_ttl, row["id"]),
+                )
+                failed.append(row["id"])
+            else:
+                conn.execute(
+                    "UPDATE jobs SET status = 'QUEUED', started_at = NULL, lease_token = NULL, "
+                    "lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+                    (row["id"],),
+                )
+                requeued.append(row["id"])
+        expired = conn.execute("DELETE FROM jobs WHERE expires_at <= ?", (now,)).rowcount
+        conn.execute("DELETE FROM idempotency_keys WHERE created_at <= ?",
+                     (now - self._idempotency_ttl,))
+        return SweepReport(requeued=tuple(requeued), failed=tuple(failed), expired=expired)
+
+    async def close(self) -> None:
+        return None

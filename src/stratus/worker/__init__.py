@@ -1,0 +1,6 @@
+"""The worker: from queued job to recorded result."""
+
+from stratus.worker._events import Completed, Failed, Lost, Outcome, Released
+from stratus.worker._worker import Worker
+
+__all__ = ["Completed", "Failed", "Lost", "Outcome", "Released", "Worker"]

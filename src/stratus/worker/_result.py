@@ -1,0 +1,41 @@
+"""The Anthropic message and the metrics a finished generation is stored as."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from stratus.config import ModelConfig
+from stratus.engines import Finished
+
+
+def message_body(text: str, finished: Finished, model: str) -> dict[str, Any]:
+    return {
+        "id": "msg_" + uuid.uuid4().hex[:24],
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "text", "text": text}],
+        "model": model,
+        "stop_reason": finished.stop_reason,
+        "stop_sequence": finished.stop_sequence,
+        "usage": {"input_tokens": finished.input_tokens,
+                  "output_tokens": finished.output_tokens},
+    }
+
+
+def cost_usd(model: ModelConfig, input_tokens: int, output_tokens: int) -> float:
+    return round((input_tokens * model.price_input + output_tokens * model.price_output)
+                 / 1_000_000, 10)
+
+
+def metrics(model: ModelConfig, finished: Finished, queue_s: float,
+            inference_s: float) -> dict[str, Any]:
+    return {
+        "queue_ms": round(queue_s * 1000, 3),
+        "inference_ms": round(inference_s * 1000, 3),
+        "input_tokens": finished.input_tokens,
+        "output_tokens": finished.output_tokens,
+        "output_tokens_per_s": round(finished.output_tokens / inference_s, 3)
+        if inference_s > 0 else None,
+        "cost": cost_usd(model, finished.input_tokens, finished.output_tokens),
+    }

@@ -1,0 +1,184 @@
+"""The worker: claims jobs for the models it serves, runs them on their engines, records
+the outcome.
+
+Each claimed job runs as its own task beside a watcher that renews the lease and notices a
+cancel (or a lost lease) at once, through the store's change notification. Per model, at most
+``batch_slots`` jobs run at a time, all handed to the engine together so it can batch them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+
+from stratus.engines import Finished, GenerationRequest, TextDelta
+from stratus.models import ModelRegistry, ModelSpec
+from stratus.store import Claim, ErrorType, JobStore, Status
+from stratus.worker._events import Completed, Failed, Lost, Outcome, Released
+from stratus.worker._result import message_body, metrics
+
+log = logging.getLogger("stratus.worker")
+
+
+class Worker:
+    def __init__(self, store: JobStore, models: ModelRegistry, *, lease_seconds: float,
+                 sweep_interval: float, worker_id: str | None = None) -> None:
+        self.id = worker_id or "worker-" + uuid.uuid4().hex[:12]
+        self._store = store
+        self._models = models
+        self._heartbeat = max(lease_seconds / 3, 0.05)
+        self._sweep_interval = sweep_interval
+        self._running: dict[str, asyncio.Task[Outcome]] = {}
+        self._inflight: dict[str, int] = {spec.slug: 0 for spec in models}
+        self._slot_freed = asyncio.Event()
+        self._draining = False
+        self._releasing = False
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name=f"{self.id}-loop")
+
+    def drain(self) -> None:
+        """Stop claiming new jobs; running ones go on."""
+        self._draining = True
+        self._slot_freed.set()
+
+    async def stop(self, grace: float) -> None:
+        """Drain, give running jobs ``grace`` seconds, hand the rest back to the queue."""
+        self.drain()
+        if self._loop_task is not None:
+            await self._loop_task
+        tasks = list(self._running.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            if pending:
+                self._releasing = True
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- claiming --------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        next_sweep = 0.0
+        while not self._draining:
+            try:
+                now = time.monotonic()
+                if now >= next_sweep:
+                    await self._store.sweep()
+                    next_sweep = now + self._sweep_interval
+                wait = max(next_sweep - time.monotonic(), 0.0)
+                free = [slug for slug, n in self._inflight.items()
+                        if n < self._models.resolve(slug).config.batch_slots]
+                if not free:
+                    self._slot_freed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._slot_freed.wait(), wait)
+                    continue
+                claim = await self._store.claim(free, self.id)
+                if claim is None:
+                    await self._store.wait_for_work(wait)
+                    continue
+                self._launch(claim)
+            except Exception:
+                log.exception("worker loop error; retrying in 1 s")
+                await asyncio.sleep(1.0)
+
+    def _launch(self, claim: Claim) -> None:
+        job_id, slug = claim.job.id, claim.job.model
+        self._inflight[slug] = self._inflight.get(slug, 0) + 1
+        task = asyncio.create_task(self._run(claim), name=f"job-{job_id}")
+        self._running[job_id] = task
+
+        def done(_: asyncio.Task[Outcome]) -> None:
+            self._running.pop(job_id, None)
+            self._inflight[slug] -= 1
+            self._slot_freed.set()
+
+        task.add_done_callback(done)
+
+    # -- running one job -------------------------------------------------------------------
+
+    async def _run(self, claim: Claim) -> Outcome:
+        outcome = await self._attempt(claim)
+        if isinstance(outcome, Completed):
+            await self._store.complete(claim, outcome.result, outcome.metrics)
+        elif isinstance(outcome, Failed):
+            await self._store.fail(claim, outcome.error, outcome.error_type)
+        elif isinstance(outcome, Released):
+            await self._store.release(claim)
+        return outcome
+
+    async def _attempt(self, claim: Claim) -> Outcome:
+        job = claim.job
+        try:
+            spec = self._models.resolve(job.model)
+            request = GenerationRequest.model_validate(job.request)
+        except Exception as exc:
+            return Failed(f"this server cannot run the request: {exc}", ErrorType.ENGINE)
+        queued_for = (job.started_at or job.created_at) - job.created_at
+        generation = asyncio.create_task(
+            self._generate(spec, request, job.requested_model, queued_for))
+        watcher = asyncio.create_task(self._watch(claim, generation))
+        try:
+            return await asyncio.shield(generation)
+        except asyncio.CancelledError:
+            if self._releasing:
+                generation.cancel()
+                await asyncio.gather(generation, return_exceptions=True)
+                return Released()
+            if generation.cancelled():
+                return Lost()
+            raise
+        except TimeoutError:
+            return Failed(
+                f"the request ran past model {spec.slug!r}'s execution timeout of "
+                f"{spec.config.execution_timeout:g} s", ErrorType.TIMEOUT)
+        except Exception as exc:
+            log.exception("engine failure on job %s", job.id)
+            return Failed(f"the engine failed: {exc}", ErrorType.ENGINE)
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+
+    async def _generate(self, spec: ModelSpec, request: GenerationRequest, model_name: str,
+                        queued_for: float) -> Completed:
+        started = time.time()
+        pieces: list[str] = []
+        finished: Finished | None = None
+        async with asyncio.timeout(spec.config.execution_timeout):
+            async for event in spec.engine.generate(request):
+                if isinstance(event, TextDelta):
+                    pieces.append(event.text)
+                else:
+                    finished = event
+        if finished is None:
+            raise RuntimeError("the engine stopped without finishing the message")
+        return Completed(
+            result=message_body("".join(pieces), finished, model_name),
+            metrics=metrics(spec.config, finished, queued_for, time.time() - started),
+        )
+
+    async def _watch(self, claim: Claim, generation: asyncio.Task[Completed]) -> None:
+        """Renew the lease; stop the generation the moment the job is no longer ours."""
+        job_id = claim.job.id
+        while not generation.done():
+            record = await self._store.wait_for_change(job_id, Status.PROCESSING,
+                                                       self._heartbeat)
+            if generation.done():
+                return
+            if (record is None or record.status is not Status.PROCESSING
+                    or not await self._store.heartbeat(claim)):
+                generation.cancel()
+                return
