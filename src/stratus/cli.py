@@ -138,13 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from stratus.errors import StratusError
+    from stratus.errors import ServiceError
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, StratusError) as exc:
+    except (ConfigError, ServiceError) as exc:
         print(f"stratus: {exc}", file=sys.stderr)
         return 2
 

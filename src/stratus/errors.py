@@ -3,7 +3,7 @@
 Each error knows its HTTP status and a short machine-readable ``kind``; the API layer
 (``stratus.api._errors``) renders it in the shape of whichever surface the request came in on.
 
-    StratusError
+    ServiceError (the base: every server-side error)
     ├── InvalidRequest          400  the body or a parameter is wrong; the message says how
     ├── AuthenticationFailed    401  missing, invalid or revoked API key
     ├── PermissionDenied        403  the key may not use this model or route
@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
-class StratusError(Exception):
+class ServiceError(Exception):
     status_code: ClassVar[int] = 500
     kind: ClassVar[str] = "internal_error"
 
@@ -35,42 +35,42 @@ class StratusError(Exception):
         self.headers = headers or {}
 
 
-class InvalidRequest(StratusError):
+class InvalidRequest(ServiceError):
     status_code = 400
     kind = "invalid_request"
 
 
-class AuthenticationFailed(StratusError):
+class AuthenticationFailed(ServiceError):
     status_code = 401
     kind = "authentication_error"
 
 
-class PermissionDenied(StratusError):
+class PermissionDenied(ServiceError):
     status_code = 403
     kind = "permission_error"
 
 
-class NotFound(StratusError):
+class NotFound(ServiceError):
     status_code = 404
     kind = "not_found"
 
 
-class Conflict(StratusError):
+class Conflict(ServiceError):
     status_code = 409
     kind = "conflict"
 
 
-class PayloadTooLarge(StratusError):
+class PayloadTooLarge(ServiceError):
     status_code = 413
     kind = "request_too_large"
 
 
-class UnprocessableRequest(StratusError):
+class UnprocessableRequest(ServiceError):
     status_code = 422
     kind = "unprocessable"
 
 
-class RateLimited(StratusError):
+class RateLimited(ServiceError):
     status_code = 429
     kind = "rate_limited"
 
@@ -80,21 +80,21 @@ class RateLimited(StratusError):
         self.headers.setdefault("Retry-After", str(max(1, round(retry_after))))
 
 
-class InternalError(StratusError):
+class InternalError(ServiceError):
     status_code = 500
     kind = "internal_error"
 
 
-class EngineFailed(StratusError):
+class EngineFailed(ServiceError):
     status_code = 502
     kind = "engine_error"
 
 
-class Unavailable(StratusError):
+class Unavailable(ServiceError):
     status_code = 503
     kind = "unavailable"
 
 
-class GatewayTimeout(StratusError):
+class GatewayTimeout(ServiceError):
     status_code = 504
     kind = "timeout"

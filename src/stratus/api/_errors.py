@@ -13,7 +13,7 @@ from stratus.errors import (
     InternalError,
     InvalidRequest,
     NotFound,
-    StratusError,
+    ServiceError,
 )
 
 log = logging.getLogger("stratus.api")
@@ -23,7 +23,7 @@ def request_id_of(request: Request) -> str:
     return getattr(request.state, "request_id", "")
 
 
-def segmind_error(request: Request, error: StratusError) -> JSONResponse:
+def segmind_error(request: Request, error: ServiceError) -> JSONResponse:
     body = {"error": error.message, "type": error.kind, "request_id": request_id_of(request)}
     body.update(error.extra)
     headers = {"x-request-id": body["request_id"], **error.headers}
@@ -31,20 +31,20 @@ def segmind_error(request: Request, error: StratusError) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(StratusError)
-    async def _stratus(request: Request, exc: StratusError) -> JSONResponse:
+    @app.exception_handler(ServiceError)
+    async def _stratus(request: Request, exc: ServiceError) -> JSONResponse:
         return segmind_error(request, exc)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            error: StratusError = NotFound(
+            error: ServiceError = NotFound(
                 f"no route {request.method} {request.url.path}: see the README for the API")
         elif exc.status_code == 405:
             error = _MethodNotAllowed(
                 f"{request.method} is not allowed on {request.url.path}")
         else:
-            error = StratusError(str(exc.detail))
+            error = ServiceError(str(exc.detail))
             error.status_code = exc.status_code  # type: ignore[misc]
         return segmind_error(request, error)
 
@@ -62,6 +62,6 @@ def install(app: FastAPI) -> None:
             "internal server error: the request id identifies it in the server log"))
 
 
-class _MethodNotAllowed(StratusError):
+class _MethodNotAllowed(ServiceError):
     status_code = 405
     kind = "method_not_allowed"

@@ -29,7 +29,7 @@ def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise InvalidRequest("request body is empty: send a JSON object")
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidRequest("request body is not UTF-8 text: send a JSON object") from None
     except json.JSONDecodeError as exc:

@@ -11,7 +11,7 @@ from stratus.errors import (
     EngineFailed,
     GatewayTimeout,
     InvalidRequest,
-    StratusError,
+    ServiceError,
     UnprocessableRequest,
 )
 from stratus.normalize import normalize, parse_json, parse_model
@@ -137,7 +137,7 @@ def sync_outcome(record: JobRecord, links: Links) -> tuple[int, dict[str, Any]]:
     ).model_dump()
 
 
-def failure_error(record: JobRecord) -> StratusError:
+def failure_error(record: JobRecord) -> ServiceError:
     message = record.error or "the request failed"
     extra = {"request_id": record.id, "status": "FAILED"}
     if record.error_type == ErrorType.TIMEOUT:

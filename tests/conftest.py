@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests._server import ServerProcess
+
+# Models of the shared test server. Echo engines: each reply is the last user message.
+SERVER_CONFIG = """
+[server]
+sync_timeout = 2
+lease_seconds = 2
+max_body_bytes = 1000000
+
+[[models]]
+slug = "echo"
+aliases = ["claude-3-haiku"]
+batch_slots = 16
+
+[[models]]
+slug = "echo-slow"
+batch_slots = 4
+[models.options]
+delay_ms = 100
+
+[[models]]
+slug = "echo-single"
+batch_slots = 1
+[models.options]
+delay_ms = 50
+
+[[models]]
+slug = "echo-vision"
+[models.capabilities]
+vision = true
+
+[[models]]
+slug = "echo-timeout"
+execution_timeout = 0.3
+[models.options]
+delay_ms = 100
+
+[[models]]
+slug = "echo-small"
+context_length = 16
+max_output_tokens = 8
+default_max_tokens = 8
+"""
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("server"), SERVER_CONFIG).start()
+    yield proc
+    proc.kill()
+
+
+@pytest.fixture
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator:
+    """Start extra servers with their own config; all are killed at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def make(config: str | None = SERVER_CONFIG, *, data_dir: Path | None = None,
+             extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+             start: bool = True) -> ServerProcess:
+        proc = ServerProcess(data_dir or tmp_path / f"server{len(started)}", config,
+                             extra_args, env)
+        started.append(proc)
+        return proc.start() if start else proc
+
+    yield make
+    for proc in started:
+        proc.kill()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def words(n: int, word: str = "w") -> str:
+    return " ".join(f"{word}{i}" for i in range(n))
+
+
+def user(text: str) -> dict:
+    return {"messages": [{"role": "user", "content": text}]}
