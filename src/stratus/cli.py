@@ -39,7 +39,10 @@ def _serve(args: argparse.Namespace) -> int:
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
-            runtime.begin_drain()
+            try:
+                asyncio.get_running_loop().call_soon_threadsafe(runtime.begin_drain)
+            except RuntimeError:
+                runtime.begin_drain()
             super().handle_exit(sig, frame)
 
     server = Server(uvicorn.Config(

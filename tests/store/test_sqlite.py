@@ -1,0 +1,209 @@
+"""The SQLite job store: the queue's state machine, leases, idempotency, notification."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from stratus._sqlite import SqliteDB
+from stratus.store import (
+    ErrorType,
+    IdempotencyConflict,
+    NewJob,
+    SqliteJobStore,
+    Status,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    database = SqliteDB(tmp_path / "jobs.db")
+    yield database
+    database.close()
+
+
+def make(db: SqliteDB, **kw) -> SqliteJobStore:
+    return SqliteJobStore(db, **{"lease_seconds": 30, "max_attempts": 3, **kw})
+
+
+def job(i: int | str, model: str = "m", account: str = "a", key: str | None = None,
+        body_hash: str | None = None) -> NewJob:
+    return NewJob(id=f"j{i}", account_id=account, model=model, requested_model=model,
+                  request={"n": i}, idempotency_key=key, body_hash=body_hash)
+
+
+async def test_submit_queues_in_order_with_positions(db) -> None:
+    store = make(db)
+    records = [(await store.submit(job(i)))[0] for i in range(3)]
+    assert [r.status for r in records] == [Status.QUEUED] * 3
+    assert [r.queue_position for r in records] == [1, 2, 3]
+    other = (await store.submit(job("x", model="other")))[0]
+    assert other.queue_position == 1  # positions are per model
+    claim = await store.claim(["m"], "w")
+    assert claim.job.id == "j0" and claim.job.status is Status.PROCESSING
+    assert claim.job.attempts == 1 and claim.job.queue_position is None
+    assert (await store.get("j1")).queue_position == 1
+    assert (await store.get("j2")).queue_position == 2
+
+
+async def test_claim_only_for_given_models(db) -> None:
+    store = make(db)
+    await store.submit(job(1, model="a"))
+    assert await store.claim(["b"], "w") is None
+    assert await store.claim([], "w") is None
+    assert (await store.claim(["a", "b"], "w")).job.id == "j1"
+    assert await store.claim(["a"], "w") is None
+
+
+async def test_complete_once_by_the_lease_holder(db) -> None:
+    store = make(db)
+    await store.submit(job(1))
+    claim = await store.claim(["m"], "w")
+    assert await store.complete(claim, {"text": "hi"}, {"cost": 1})
+    assert not await store.complete(claim, {"text": "again"}, {"cost": 2})
+    assert not await store.fail(claim, "late", ErrorType.ENGINE)
+    record = await store.get("j1")
+    assert record.status is Status.COMPLETED
+    assert record.result == {"text": "hi"} and record.metrics == {"cost": 1}
+    assert record.completed_at >= record.started_at >= record.created_at
+    assert record.expires_at == pytest.approx(record.completed_at + 3600)
+
+
+async def test_lapsed_lease_requeues_and_old_holder_cannot_complete(db) -> None:
+    store = make(db, lease_seconds=0.05)
+    await store.submit(job(1))
+    first = await store.claim(["m"], "w1")
+    await asyncio.sleep(0.1)
+    report = await store.sweep()
+    assert report.requeued == ("j1",)
+    assert (await store.get("j1")).status is Status.QUEUED
+    second = await store.claim(["m"], "w2")
+    assert second.job.attempts == 2
+    assert not await store.complete(first, {"stale": True}, {})
+    assert not await store.heartbeat(first)
+    assert await store.complete(second, {"fresh": True}, {})
+    assert (await store.get("j1")).result == {"fresh": True}
+
+
+async def test_heartbeat_keeps_the_lease(db) -> None:
+    store = make(db, lease_seconds=0.2)
+    await store.submit(job(1))
+    claim = await store.claim(["m"], "w")
+    for _ in range(4):
+        await asyncio.sleep(0.1)
+        assert await store.heartbeat(claim)
+        assert (await store.sweep()).requeued == ()
+    assert (await store.get("j1")).status is Status.PROCESSING
+
+
+async def test_out_of_attempts_fails(db) -> None:
+    store = make(db, lease_seconds=0.01, max_attempts=2)
+    await store.submit(job(1))
+    for _ in range(2):
+        assert await store.claim(["m"], "w") is not None
+        await asyncio.sleep(0.03)
+        await store.sweep()
+    record = await store.get("j1")
+    assert record.status is Status.FAILED
+    assert record.error_type == ErrorType.WORKER_LOST and "2 times" in record.error
+
+
+async def test_release_returns_job_without_spending_an_attempt(db) -> None:
+    store = make(db)
+    await store.submit(job(1))
+    claim = await store.claim(["m"], "w")
+    assert await store.release(claim)
+    record = await store.get("j1")
+    assert record.status is Status.QUEUED and record.attempts == 0
+    assert record.started_at is None
+
+
+async def test_cancel_queued_processing_and_ended(db) -> None:
+    store = make(db)
+    await store.submit(job(1))
+    await store.submit(job(2))
+    claim = await store.claim(["m"], "w")
+    for job_id in ("j1", "j2"):
+        record, cancelled = await store.cancel(job_id)
+        assert cancelled and record.status is Status.FAILED and record.error == "cancelled"
+    assert not await store.complete(claim, {}, {})
+    record, cancelled = await store.cancel("j1")
+    assert not cancelled and record.status is Status.FAILED
+    assert await store.cancel("nope") == (None, False)
+
+
+async def test_idempotency(db) -> None:
+    store = make(db)
+    first, created = await store.submit(job(1, key="k", body_hash="h1"))
+    assert created
+    again, created = await store.submit(job(2, key="k", body_hash="h1"))
+    assert not created and again.id == first.id
+    with pytest.raises(IdempotencyConflict) as info:
+        await store.submit(job(3, key="k", body_hash="h2"))
+    assert info.value.job_id == first.id
+    other_account, created = await store.submit(job(4, account="b", key="k", body_hash="h2"))
+    assert created and other_account.id == "j4"
+
+
+async def test_expired_results_vanish(db) -> None:
+    store = make(db, result_ttl=0.05)
+    await store.submit(job(1))
+    claim = await store.claim(["m"], "w")
+    await store.complete(claim, {}, {})
+    assert await store.get("j1") is not None
+    await asyncio.sleep(0.1)
+    assert await store.get("j1") is None
+    assert (await store.sweep()).expired == 1
+
+
+async def test_wait_for_change_wakes_on_notification(db) -> None:
+    store = make(db)
+    await store.submit(job(1))
+    waiter = asyncio.create_task(store.wait_for_change("j1", Status.QUEUED, 30))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    started = time.monotonic()
+    await store.claim(["m"], "w")
+    record = await asyncio.wait_for(waiter, 5)
+    assert record.status is Status.PROCESSING
+    assert time.monotonic() - started < 5
+
+
+async def test_wait_for_change_times_out_unchanged(db) -> None:
+    store = make(db)
+    await store.submit(job(1))
+    record = await store.wait_for_change("j1", Status.QUEUED, 0.05)
+    assert record.status is Status.QUEUED
+    assert await store.wait_for_change("nope", Status.QUEUED, 0.05) is None
+
+
+async def test_wait_for_work_wakes_on_submit(db) -> None:
+    store = make(db)
+    await store.wait_for_work(0)  # clear anything pending
+    waiter = asyncio.create_task(store.wait_for_work(30))
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    await store.submit(job(1))
+    await asyncio.wait_for(waiter, 5)
+
+
+async def test_state_survives_reopening(tmp_path: Path) -> None:
+    first = SqliteDB(tmp_path / "jobs.db")
+    store = make(first, lease_seconds=0.05)
+    await store.submit(job(1))
+    await store.claim(["m"], "w")
+    await store.submit(job(2))
+    first.close()
+    second = SqliteDB(tmp_path / "jobs.db")
+    reopened = make(second)
+    assert (await reopened.get("j1")).status is Status.PROCESSING
+    assert (await reopened.get("j2")).status is Status.QUEUED
+    await asyncio.sleep(0.1)
+    await reopened.sweep()  # the old process's lease has lapsed
+    assert (await reopened.get("j1")).status is Status.QUEUED
+    second.close()

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stratus.config import ConfigError, load_config
+
+
+def test_builtin_default_needs_no_file() -> None:
+    config = load_config(None, env={})
+    assert config.server.port == 8000 and config.server.result_ttl == 3600
+    assert config.models[0].aliases == ("claude-3-haiku",)
+    assert (config.models[0].price_input, config.models[0].price_output) == (0.25, 1.25)
+
+
+def test_file_then_env_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\nport = 9000\nresult_ttl = 10\nsync_timeout = 5\n'
+                    '[[models]]\nslug = "a"\n[models.options]\ndelay_ms = 3\n')
+    config = load_config(path, env={"STRATUS_RESULT_TTL": "20", "STRATUS_PORT": "9100"},
+                         overrides={"port": 9200, "host": None})
+    assert config.server.port == 9200
+    assert config.server.result_ttl == 20
+    assert config.server.sync_timeout == 5
+    assert config.models[0].options == {"delay_ms": 3}
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("[server]\nprot = 1\n", "server.prot"),
+    ("[server]\nport = 'x'\n", "server.port"),
+    ("[[models]]\nslug = 'a'\nengine = 'gpt'\n", "models.0.engine"),
+    ("[[models]]\nslug = 'a'\n[[models]]\nslug = 'a'\n", "used twice"),
+    ("[[models]]\nslug = 'a'\ndefault_max_tokens = 99\nmax_output_tokens = 10\n",
+     "default_max_tokens"),
+    ("not toml [", "not valid TOML"),
+])
+def test_bad_config_says_which_key(tmp_path: Path, text: str, needle: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
+        load_config(path, env={})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml", env={})
