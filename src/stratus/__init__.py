@@ -11,65 +11,8 @@ The server lives in the subpackages (``stratus.api``, ``stratus.store``, ...) an
 ``stratus serve``.
 """
 
-from stratus.client import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    AsyncClient,
-    AsyncJob,
-    AuthenticationError,
-    BadRequestError,
-    Client,
-    ConflictError,
-    InferenceFailed,
-    InferencePending,
-    InferenceTimeout,
-    InsufficientCreditsError,
-    InternalServerError,
-    Job,
-    JobStatus,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    Reply,
-    RequestTooLargeError,
-    Status,
-    StratusError,
-    UnprocessableEntityError,
-    Usage,
-    __version__,
-)
+from stratus.client import *  # noqa: F403
+from stratus.client import __all__ as _client_all
 from stratus.client._module import chat, chat_sync, default_client, submit_chat
 
-__all__ = [
-    "APIConnectionError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AsyncClient",
-    "AsyncJob",
-    "AuthenticationError",
-    "BadRequestError",
-    "Client",
-    "ConflictError",
-    "InferenceFailed",
-    "InferencePending",
-    "InferenceTimeout",
-    "InsufficientCreditsError",
-    "InternalServerError",
-    "Job",
-    "JobStatus",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "RateLimitError",
-    "Reply",
-    "RequestTooLargeError",
-    "Status",
-    "StratusError",
-    "UnprocessableEntityError",
-    "Usage",
-    "__version__",
-    "chat",
-    "chat_sync",
-    "default_client",
-    "submit_chat",
-]
+__all__ = [*_client_all, "chat", "chat_sync", "default_client", "submit_chat"]

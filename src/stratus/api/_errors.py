@@ -43,9 +43,10 @@ def install(app: FastAPI) -> None:
         elif exc.status_code == 405:
             error = _MethodNotAllowed(
                 f"{request.method} is not allowed on {request.url.path}")
+        elif exc.status_code < 500:
+            error = InvalidRequest(str(exc.detail))
         else:
-            error = ServiceError(str(exc.detail))
-            error.status_code = exc.status_code  # type: ignore[misc]
+            error = InternalError(str(exc.detail))
         return segmind_error(request, error)
 
     @app.exception_handler(RequestValidationError)
