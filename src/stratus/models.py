@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from stratus.config import ModelConfig
 from stratus.engines import Engine, build_engine
@@ -27,8 +29,10 @@ class ModelRegistry:
                        for name in (spec.slug, *spec.config.aliases)}
 
     @classmethod
-    def from_config(cls, models: tuple[ModelConfig, ...]) -> ModelRegistry:
-        return cls([ModelSpec(config=m, engine=build_engine(m)) for m in models])
+    def from_config(cls, models: tuple[ModelConfig, ...], data_dir: Path) -> ModelRegistry:
+        lock = threading.Lock()
+        return cls([ModelSpec(config=m, engine=build_engine(m, data_dir, lock))
+                    for m in models])
 
     def resolve(self, name: str) -> ModelSpec:
         spec = self._names.get(name)

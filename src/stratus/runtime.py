@@ -36,7 +36,7 @@ class Runtime:
         store = SqliteJobStore(db, lease_seconds=server.lease_seconds,
                                max_attempts=server.max_attempts, result_ttl=server.result_ttl,
                                idempotency_ttl=server.idempotency_ttl)
-        models = ModelRegistry.from_config(config.models)
+        models = ModelRegistry.from_config(config.models, server.data_dir)
         worker = Worker(store, models, lease_seconds=server.lease_seconds,
                         sweep_interval=min(server.sweep_interval, server.lease_seconds / 2))
         return cls(config=config, store=store, accounts=SqliteAccounts(db), models=models,

@@ -41,7 +41,8 @@ def test_still_running_is_504_with_links() -> None:
 
 def test_completed_result_body_has_output_as_json_text() -> None:
     message = {"type": "message", "content": []}
-    metrics = {"queue_ms": 1, "inference_ms": 2, "input_tokens": 3, "output_tokens": 4,
+    metrics = {"queue_ms": 1, "inference_ms": 2, "ttft_ms": 1, "input_tokens": 3,
+               "output_tokens": 4,
                "output_tokens_per_s": 5.0, "cost": 0.1}
     code, body = serving.result_body(record(Status.COMPLETED, result=message, metrics=metrics))
     assert code == 200 and json.loads(body["output"]) == message and body["metrics"] == metrics

@@ -32,6 +32,7 @@ class StatusResponse(BaseModel):
 class Metrics(BaseModel):
     queue_ms: float
     inference_ms: float
+    ttft_ms: float | None = None
     input_tokens: int
     output_tokens: int
     output_tokens_per_s: float | None

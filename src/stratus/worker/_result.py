@@ -28,11 +28,13 @@ def cost_usd(model: ModelConfig, input_tokens: int, output_tokens: int) -> float
                  / 1_000_000, 10)
 
 
-def metrics(model: ModelConfig, finished: Finished, queue_s: float,
-            inference_s: float) -> dict[str, Any]:
+def metrics(model: ModelConfig, finished: Finished, queue_s: float, inference_s: float,
+            first_token_s: float) -> dict[str, Any]:
+    """``ttft_ms``: from the start of inference to the first text (queue time excluded)."""
     return {
         "queue_ms": round(queue_s * 1000, 3),
         "inference_ms": round(inference_s * 1000, 3),
+        "ttft_ms": round(first_token_s * 1000, 3),
         "input_tokens": finished.input_tokens,
         "output_tokens": finished.output_tokens,
         "output_tokens_per_s": round(finished.output_tokens / inference_s, 3)

@@ -155,11 +155,13 @@ class Worker:
     async def _generate(self, spec: ModelSpec, request: GenerationRequest, model_name: str,
                         queued_for: float) -> Completed:
         started = time.time()
+        first_token: float | None = None
         pieces: list[str] = []
         finished: Finished | None = None
         async with asyncio.timeout(spec.config.execution_timeout):
             async for event in spec.engine.generate(request):
                 if isinstance(event, TextDelta):
+                    first_token = first_token or time.time()
                     pieces.append(event.text)
                 else:
                     finished = event
@@ -167,7 +169,8 @@ class Worker:
             raise RuntimeError("the engine stopped without finishing the message")
         return Completed(
             result=message_body("".join(pieces), finished, model_name),
-            metrics=metrics(spec.config, finished, queued_for, time.time() - started),
+            metrics=metrics(spec.config, finished, queued_for, time.time() - started,
+                            (first_token or time.time()) - started),
         )
 
     async def _watch(self, claim: Claim, generation: asyncio.Task[Completed]) -> None:

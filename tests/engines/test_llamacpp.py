@@ -1,0 +1,172 @@
+"""Real generation with llama.cpp on gemma-3-270m, through a live server over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from stratus import weights
+from tests._server import ServerProcess
+from tests.api.test_segmind import submit, wait_status
+
+GEMMA_CONFIG = """
+[server]
+sync_timeout = 300
+
+[[models]]
+slug = "gemma-3-270m"
+engine = "llamacpp"
+weights = "package:gemma-3-270m"
+context_length = 256
+max_output_tokens = 128
+default_max_tokens = 32
+batch_slots = 8
+[models.options]
+chat_format = "gemma"
+
+[[models]]
+slug = "gemma-single"
+engine = "llamacpp"
+weights = "package:gemma-3-270m"
+context_length = 512
+max_output_tokens = 256
+default_max_tokens = 64
+batch_slots = 1
+[models.options]
+chat_format = "gemma"
+"""
+
+
+@pytest.fixture(scope="module")
+def gemma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("gemma"), GEMMA_CONFIG).start(timeout=180)
+    yield proc
+    proc.kill()
+
+
+@pytest.fixture
+def api(gemma: ServerProcess) -> Iterator[httpx.Client]:
+    with gemma.client() as client:
+        client.timeout = httpx.Timeout(300)
+        yield client
+
+
+def ask(api: httpx.Client, text: str, model: str = "gemma-3-270m", **params) -> dict:
+    response = api.post(f"/v1/{model}", json={
+        "messages": [{"role": "user", "content": text}], "temperature": 0, **params})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_greedy_is_deterministic(api: httpx.Client) -> None:
+    first = ask(api, "Write a sentence about the sea.", max_tokens=24)
+    second = ask(api, "Write a sentence about the sea.", max_tokens=24)
+    assert first["content"][0]["text"]
+    assert first["content"] == second["content"]
+    assert first["usage"] == second["usage"]
+
+
+def test_max_tokens_gives_exactly_that_many(api: httpx.Client) -> None:
+    body = ask(api, "Count from one to one hundred in words.", max_tokens=7)
+    assert body["stop_reason"] == "max_tokens"
+    assert body["usage"]["output_tokens"] == 7
+
+
+def test_stop_sequence_is_honoured_and_never_emitted(api: httpx.Client) -> None:
+    full = ask(api, "Count from one to twenty in words.", max_tokens=40)["content"][0]["text"]
+    words = full.split()
+    assert len(words) > 4, full
+    stop = words[3]
+    body = ask(api, "Count from one to twenty in words.", max_tokens=40, stop_sequences=[stop])
+    text = body["content"][0]["text"]
+    assert body["stop_reason"] == "stop_sequence" and body["stop_sequence"] == stop
+    assert stop not in text
+    assert full.startswith(text) and text == full[: full.index(stop)]
+
+
+def test_usage_matches_the_tokenizer(api: httpx.Client, gemma: ServerProcess) -> None:
+    import llama_cpp
+
+    path = weights.resolve("package:gemma-3-270m", gemma.data_dir, progress=False)
+    vocab_only = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    prompt = ("<start_of_turn>user\nBe brief.\n\nName three colours.<end_of_turn>\n"
+              "<start_of_turn>model\n")
+    expected = len(vocab_only.tokenize(prompt.encode(), add_bos=True, special=True))
+    body = ask(api, "Name three colours.", system="Be brief.", max_tokens=12)
+    assert body["usage"]["input_tokens"] == expected
+    if body["stop_reason"] == "max_tokens":
+        assert body["usage"]["output_tokens"] == 12
+
+
+def test_concurrent_patterns_do_not_cross_talk(gemma: ServerProcess) -> None:
+    patterns = ["a", "7", "x", "dog", "#", "blue", "42", "z"]
+
+    async def one(http: httpx.AsyncClient, token: str) -> str:
+        response = await http.post("/v1/gemma-3-270m", json={
+            "messages": [{"role": "user", "content": "Repeat the pattern."},
+                         {"role": "assistant", "content": " ".join([token] * 12)}],
+            "max_tokens": 12, "temperature": 0})
+        assert response.status_code == 200, response.text
+        return response.json()["content"][0]["text"]
+
+    async def run() -> list[str]:
+        async with httpx.AsyncClient(base_url=gemma.url, timeout=300,
+                                     headers={"x-api-key": gemma.key}) as http:
+            return await asyncio.gather(*(one(http, p) for p in patterns))
+
+    outputs = asyncio.run(run())
+    for token, text in zip(patterns, outputs, strict=True):
+        continued = text.split()
+        assert continued.count(token) >= 3, (token, text)
+        others = set(patterns) - {token}
+        assert not others & set(continued), (token, text)
+
+
+def test_cancel_mid_generation_frees_the_slot(api: httpx.Client) -> None:
+    long = submit(api, "gemma-single", {
+        "messages": [{"role": "user", "content": "Write a very long essay about rivers."}],
+        "max_tokens": 250, "temperature": 0})["request_id"]
+    wait_status(api, long, {"PROCESSING"}, timeout=60)
+    queued = submit(api, "gemma-single", {
+        "messages": [{"role": "user", "content": "Say hi."}], "max_tokens": 4})["request_id"]
+    assert api.get(f"/v2/requests/{queued}/status").json()["status"] == "QUEUED"
+    assert api.post(f"/v2/requests/{long}/cancel").status_code == 200
+    done = wait_status(api, queued, {"COMPLETED", "FAILED"}, timeout=60)
+    assert done["status"] == "COMPLETED"
+    assert api.get(f"/v2/requests/{long}/status").json()["error"] == "cancelled"
+
+
+def test_over_long_prompt_is_400_before_queueing(api: httpx.Client) -> None:
+    response = api.post("/v2/gemma-3-270m", json={
+        "messages": [{"role": "user", "content": "word " * 400}]})
+    assert response.status_code == 400
+    assert "context of 256 tokens" in response.json()["error"]
+
+
+def test_assembled_model_is_cached_in_the_data_dir(gemma: ServerProcess) -> None:
+    cached = gemma.data_dir / "models" / weights.GEMMA.filename
+    assert cached.is_file()
+    assert (gemma.data_dir / "models" / (weights.GEMMA.filename + ".sha256")).read_text() \
+        .startswith(weights.GEMMA.sha256)
+
+
+def test_default_model_knows_the_capital_of_france(make_server) -> None:
+    """The built-in configuration: qwen2.5-coder-1.5b-instruct behind claude-3-haiku."""
+    server = make_server(None)
+    with server.client() as api:
+        api.timeout = httpx.Timeout(300)
+        response = api.post("/v1/claude-3-haiku", json={
+            "instruction": "You are a helpful assistant.",
+            "messages": [{"role": "user", "content": "What is the capital of France?"}],
+            "max_tokens": 40, "temperature": 0})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["model"] == "claude-3-haiku"
+        assert "Paris" in body["content"][0]["text"]
+        models = {m["slug"]: m for m in api.get("/v1/models").json()["data"]}
+        assert models["qwen2.5-coder-1.5b-instruct"]["aliases"] == ["claude-3-haiku"]
+
+
