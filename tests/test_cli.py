@@ -44,7 +44,7 @@ def test_first_start_prints_a_key_that_works_and_only_once(make_server) -> None:
 
     import httpx
 
-    server = make_server(None, env={"STRATUS_BOOTSTRAP_KEY": ""})
+    server = make_server(env={"STRATUS_BOOTSTRAP_KEY": ""})
     log = server.log()
     secret = re.search(r"^\s+(sk-stratus-\S+)$", log, re.MULTILINE).group(1)
     assert f"curl -s http://127.0.0.1:{server.port}/v1/claude-3-haiku" in log
@@ -53,5 +53,5 @@ def test_first_start_prints_a_key_that_works_and_only_once(make_server) -> None:
                           json={"messages": [{"role": "user", "content": "hello"}]})
     assert response.status_code == 200
     server.kill()
-    make_server(None, data_dir=server.data_dir, env={"STRATUS_BOOTSTRAP_KEY": ""})
+    make_server(data_dir=server.data_dir, env={"STRATUS_BOOTSTRAP_KEY": ""})
     assert server.log().count("sk-stratus-") == log.count("sk-stratus-")

@@ -98,7 +98,7 @@ def test_draining_server_is_not_ready_and_refuses_new_work(make_server) -> None:
 
 
 def test_results_expire_after_ttl(make_server) -> None:
-    server = make_server(None, extra_args=("--result-ttl", "1"))
+    server = make_server(extra_args=("--result-ttl", "1"))
     with server.client() as api:
         rid = submit(api, "claude-3-haiku", user("short lived"))["request_id"]
         wait_status(api, rid, {"COMPLETED"})
@@ -111,7 +111,7 @@ def test_results_expire_after_ttl(make_server) -> None:
 
 
 def test_result_ttl_from_environment(make_server) -> None:
-    server = make_server(None, env={"STRATUS_RESULT_TTL": "1"})
+    server = make_server(env={"STRATUS_RESULT_TTL": "1"})
     with server.client() as api:
         rid = submit(api, "echo", user("env ttl"))["request_id"]
         wait_status(api, rid, {"COMPLETED"})
