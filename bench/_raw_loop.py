@@ -10,17 +10,7 @@ import json
 import time
 
 import llama_cpp as lc
-
-PROMPTS = [
-    "Write a short story about a lighthouse keeper.",
-    "Explain how a bicycle works.",
-    "List some facts about the moon.",
-    "Describe a walk through a forest in autumn.",
-    "What makes a good cup of tea?",
-    "Tell me about the history of the printing press.",
-    "Describe the life of a honeybee.",
-    "How do volcanoes form?",
-]
+from _prompts import PROMPTS
 
 
 def tokenize(vocab, text: str) -> list[int]:
@@ -36,6 +26,8 @@ def run(model, vocab, args, concurrency: int) -> dict:
     cparams.n_seq_max = concurrency
     cparams.n_batch = cparams.n_ubatch = 2048
     cparams.n_threads = cparams.n_threads_batch = args.threads
+    cparams.kv_unified = True  # as the Stratus engine: one KV pool, flash attention
+    cparams.flash_attn_type = 1
     ctx = lc.llama_init_from_model(model, cparams)
     memory = lc.llama_get_memory(ctx)
     batch = lc.llama_batch_init(2048, 0, 1)

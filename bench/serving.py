@@ -3,8 +3,10 @@
     .venv/bin/python bench/serving.py                 # gemma-3-270m, C = 1 4 8 16
     .venv/bin/python bench/serving.py --concurrency 1 8 --max-tokens 64
 
-All three run the same GGUF with the same threads, one after the other (never two llama.cpp
-compute loops at once), on the same prompts, greedy. Metrics use vLLM's names:
+All three run the same GGUF with the same threads and flash attention, one after the other
+(never two llama.cpp compute loops at once), on the same prompts, greedy. llama_cpp.server
+queues concurrent requests (``--interrupt_requests False``; by default a new request cuts
+off the running one). Metrics use vLLM's names:
 
 - request throughput: completed requests per second;
 - output tok/s: output tokens of all requests per second of the whole run;
@@ -26,22 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from _prompts import PROMPTS
 
 HERE = Path(__file__).resolve().parent
-PROMPTS = [
-    "Write a short story about a lighthouse keeper.",
-    "Explain how a bicycle works.",
-    "List some facts about the moon.",
-    "Describe a walk through a forest in autumn.",
-    "What makes a good cup of tea?",
-    "Tell me about the history of the printing press.",
-    "Describe the life of a honeybee.",
-    "How do volcanoes form?",
-]
 
 
 @dataclass
@@ -102,16 +96,24 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-async def _drive(concurrency: int, per_client: int, call) -> tuple[float, list[Sample]]:
-    samples: list[Sample] = []
+Call = Callable[[httpx.AsyncClient, str], Awaitable[Sample]]
 
-    async def client(i: int) -> None:
-        for j in range(per_client):
-            samples.append(await call(PROMPTS[(i + j) % len(PROMPTS)]))
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(concurrency)))
-    return time.perf_counter() - started, samples
+def _levels(system: str, args: argparse.Namespace, http_args: dict, call: Call) -> list[Result]:
+    """Every concurrency level: C clients, each sending its requests one after another."""
+
+    async def level(concurrency: int) -> Result:
+        samples: list[Sample] = []
+        async with httpx.AsyncClient(timeout=600, **http_args) as http:
+            async def client(i: int) -> None:
+                for j in range(args.requests_per_client):
+                    samples.append(await call(http, PROMPTS[(i + j) % len(PROMPTS)]))
+
+            started = time.perf_counter()
+            await asyncio.gather(*(client(i) for i in range(concurrency)))
+        return Result(system, concurrency, time.perf_counter() - started, samples)
+
+    return [asyncio.run(level(c)) for c in args.concurrency]
 
 
 # -- Stratus -----------------------------------------------------------------------------------
@@ -122,7 +124,7 @@ def bench_stratus(args: argparse.Namespace, gguf: Path) -> list[Result]:
     config.write_text(
         "[server]\nsync_timeout = 600\n\n[[models]]\nslug = \"gemma-3-270m\"\n"
         f"engine = \"llamacpp\"\nweights = \"{gguf}\"\ncontext_length = 1024\n"
-        f"max_output_tokens = 1024\nbatch_slots = {max(args.concurrency)}\n"
+        f"max_output_tokens = 1024\nbatch_slots = {args.slots}\n"
         f"[models.options]\nchat_format = \"gemma\"\nn_threads = {args.threads}\n")
     port = args.port
     key = "sk-stratus-bench-key-000001"
@@ -132,34 +134,23 @@ def bench_stratus(args: argparse.Namespace, gguf: Path) -> list[Result]:
                              "warning", "--no-access-log"], env=env,
                             stdout=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
+    async def call(http: httpx.AsyncClient, prompt: str) -> Sample:
+        t0 = time.perf_counter()
+        reply = await http.post("/v2/gemma-3-270m", json={
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": args.max_tokens, "temperature": 0})
+        rid = reply.json()["request_id"]
+        status = (await http.get(f"/v2/requests/{rid}/status")).json()
+        while status["status"] not in ("COMPLETED", "FAILED"):
+            status = (await http.get(f"/v2/requests/{rid}/status", params={"wait": 60})).json()
+        metrics = (await http.get(f"/v2/requests/{rid}")).json()["metrics"]
+        ttft = (metrics["queue_ms"] + metrics["ttft_ms"]) / 1000
+        return Sample(time.perf_counter() - t0, ttft, metrics["output_tokens"])
+
     try:
         _wait_ready(url + "/ready", proc)
-        results = []
-        for c in args.concurrency:
-            async def run(c: int = c) -> tuple[float, list[Sample]]:
-                async with httpx.AsyncClient(base_url=url, timeout=600,
-                                             headers={"x-api-key": key}) as http:
-                    async def call(prompt: str) -> Sample:
-                        t0 = time.perf_counter()
-                        reply = await http.post("/v2/gemma-3-270m", json={
-                            "messages": [{"role": "user", "content": prompt}],
-                            "max_tokens": args.max_tokens, "temperature": 0})
-                        rid = reply.json()["request_id"]
-                        status = (await http.get(f"/v2/requests/{rid}/status")).json()
-                        while status["status"] not in ("COMPLETED", "FAILED"):
-                            status = (await http.get(f"/v2/requests/{rid}/status",
-                                                     params={"wait": 60})).json()
-                        body = (await http.get(f"/v2/requests/{rid}")).json()
-                        latency = time.perf_counter() - t0
-                        m = body["metrics"]
-                        ttft = (m["queue_ms"] + m["ttft_ms"]) / 1000
-                        return Sample(latency, ttft, m["output_tokens"])
-
-                    return await _drive(c, args.requests_per_client, call)
-
-            duration, samples = asyncio.run(run())
-            results.append(Result("stratus", c, duration, samples))
-        return results
+        return _levels("stratus", args, {"base_url": url, "headers": {"x-api-key": key}},
+                       call)
     finally:
         _stop(proc)
 
@@ -168,40 +159,32 @@ def bench_stratus(args: argparse.Namespace, gguf: Path) -> list[Result]:
 
 def bench_llama_server(args: argparse.Namespace, gguf: Path) -> list[Result]:
     port = args.port + 1
+    log = (Path(tempfile.gettempdir()) / "stratus-bench-llama-server.log").open("w")
     proc = subprocess.Popen([sys.executable, str(HERE / "_llama_server.py"), "--model",
                              str(gguf), "--port", str(port), "--n_threads", str(args.threads),
                              "--n_threads_batch", str(args.threads), "--n_ctx", "2048",
-                             "--chat_format", "gemma"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--chat_format", "gemma", "--interrupt_requests", "False",
+                             "--flash_attn", "True"],
+                            stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
+    async def call(http: httpx.AsyncClient, prompt: str) -> Sample:
+        t0 = time.perf_counter()
+        ttft, tokens = None, 0
+        async with http.stream("POST", "/v1/chat/completions", json={
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": args.max_tokens, "temperature": 0, "stream": True}) as response:
+            async for line in response.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                if json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                    ttft = ttft or time.perf_counter() - t0
+                    tokens += 1  # llama_cpp.server streams one token per chunk
+        latency = time.perf_counter() - t0
+        return Sample(latency, ttft or latency, tokens)
+
     try:
         _wait_ready(url + "/v1/models", proc)
-        results = []
-        for c in args.concurrency:
-            async def run(c: int = c) -> tuple[float, list[Sample]]:
-                async with httpx.AsyncClient(base_url=url, timeout=600) as http:
-                    async def call(prompt: str) -> Sample:
-                        t0 = time.perf_counter()
-                        ttft, tokens = None, 0
-                        async with http.stream("POST", "/v1/chat/completions", json={
-                            "messages": [{"role": "user", "content": prompt}],
-                            "max_tokens": args.max_tokens, "temperature": 0,
-                            "stream": True}) as response:
-                            async for line in response.aiter_lines():
-                                if not line.startswith("data: ") or line == "data: [DONE]":
-                                    continue
-                                delta = json.loads(line[6:])["choices"][0]["delta"]
-                                if delta.get("content"):
-                                    ttft = ttft or time.perf_counter() - t0
-                                    tokens += 1
-                        latency = time.perf_counter() - t0
-                        return Sample(latency, ttft or latency, tokens)
-
-                    return await _drive(c, args.requests_per_client, call)
-
-            duration, samples = asyncio.run(run())
-            results.append(Result("llama_cpp.server", c, duration, samples))
-        return results
+        return _levels("llama_cpp.server", args, {"base_url": url}, call)
     finally:
         _stop(proc)
 
@@ -251,6 +234,7 @@ def main() -> None:
     parser.add_argument("--requests-per-client", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--slots", type=int, default=8, help="Stratus batch_slots")
     parser.add_argument("--port", type=int, default=8790)
     parser.add_argument("--only", nargs="+", choices=["stratus", "llama_cpp.server", "raw"],
                         default=["stratus", "llama_cpp.server", "raw"])
@@ -267,7 +251,7 @@ def main() -> None:
     if "raw" in args.only:
         results += bench_raw(args, gguf)
     print(f"\nmodel {gguf.name}, {args.threads} threads, {args.requests_per_client} requests "
-          f"per client, max_tokens {args.max_tokens}, greedy")
+          f"per client, max_tokens {args.max_tokens}, greedy; Stratus batch_slots {args.slots}")
     print_table(results, args.concurrency)
 
 

@@ -40,10 +40,23 @@ from stratus.weights import resolve
 log = logging.getLogger("stratus.engines.llamacpp")
 
 _OPTIONS = {"n_threads", "prefill_chunk", "chat_format", "seed"}
+_FORMATS = {"auto", "gemma", "template"}
 
 
 class EngineError(RuntimeError):
     pass
+
+
+_GGML_ERROR = 4  # ggml_log_level: NONE, DEBUG, INFO, WARN, ERROR, CONT
+_llama_log = logging.getLogger("stratus.engines.llama_cpp")
+
+
+@lc.llama_log_callback
+def _log_callback(level: int, text: bytes, _: ctypes.c_void_p) -> None:
+    """llama.cpp's own log: errors to our log, the rest (load chatter) to debug."""
+    message = text.decode("utf-8", errors="replace").rstrip()
+    if message:
+        _llama_log.log(logging.ERROR if level == _GGML_ERROR else logging.DEBUG, message)
 
 
 def default_threads() -> int:
@@ -71,9 +84,30 @@ class _Sequence:
     cancelled: bool = False
     finished: bool = False
     batch_index: int = -1  # where its logits are in the current batch, or -1
+    outbox: list[EngineEvent | BaseException] = field(default_factory=list)
 
     def send(self, event: EngineEvent | BaseException) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+        self.outbox.append(event)
+
+    def flush(self) -> None:
+        _flush([self])
+
+
+def _flush(seqs: list[_Sequence]) -> None:
+    """Hand a step's events to their event loops: one wake-up per loop, not per token."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, list[Any]]]] = {}
+    for seq in seqs:
+        if seq.outbox:
+            by_loop.setdefault(seq.loop, []).append((seq.queue, seq.outbox))
+            seq.outbox = []
+    for loop, batches in by_loop.items():
+        loop.call_soon_threadsafe(_deliver, batches)
+
+
+def _deliver(batches: list[tuple[asyncio.Queue[Any], list[Any]]]) -> None:
+    for queue, events in batches:
+        for event in events:
+            queue.put_nowait(event)
 
 
 class LlamaCppEngine:
@@ -91,6 +125,10 @@ class LlamaCppEngine:
         self._threads = int(options.get("n_threads") or default_threads())
         self._chunk = int(options.get("prefill_chunk", 256))
         self._format_name = options.get("chat_format", "auto")
+        if self._format_name not in _FORMATS:
+            raise ValueError(f"model {config.slug!r}: chat_format must be one of "
+                             f"{', '.join(sorted(_FORMATS))}")
+        self._seed = options.get("seed")
         self._slots = config.batch_slots
         self._model: Any = None
         self._ctx: Any = None
@@ -115,9 +153,7 @@ class LlamaCppEngine:
 
     def _load(self) -> None:
         path = resolve(self.config.weights or "", self._data_dir)
-        # llama-cpp-python prints llama.cpp's log through this logger: keep errors only.
-        if logging.getLogger("llama-cpp-python").level == logging.NOTSET:
-            logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+        lc.llama_log_set(_log_callback, ctypes.c_void_p(0))
         lc.llama_backend_init()
         mparams = lc.llama_model_default_params()
         # llama.cpp's repacked (AMX) weight buffers crash on the first decode on these CPUs.
@@ -132,6 +168,10 @@ class LlamaCppEngine:
         cparams.n_ubatch = cparams.n_batch
         cparams.n_threads = self._threads
         cparams.n_threads_batch = self._threads
+        # One KV pool shared by the slots, with flash attention: measured faster here for
+        # batched decoding than a separate cache per slot (bench/serving.py).
+        cparams.kv_unified = True
+        cparams.flash_attn_type = 1
         ctx = lc.llama_init_from_model(model, cparams)
         if not ctx:
             lc.llama_model_free(model)
@@ -260,29 +300,32 @@ class LlamaCppEngine:
                     self._wake.wait()
                 if not self._running:
                     break
+                admitted = []
                 while self._inbox and free:
                     seq = self._inbox.popleft()
-                    if seq.cancelled:
-                        continue
-                    seq.slot = free.pop(0)
-                    seq.sampler = self._sampler(seq.request)
-                    active.append(seq)
-            for seq in [s for s in active if s.cancelled]:
-                self._release(seq, active, free)
-            if not active:
-                continue
+                    if not seq.cancelled:
+                        seq.slot = free.pop(0)
+                        admitted.append(seq)
+            active.extend(admitted)
             try:
-                self._step(active)
-            except Exception as exc:  # the whole batch failed: fail its sequences
-                log.exception("decode failed on %s", self.config.slug)
-                for seq in list(active):
-                    seq.send(EngineError(f"llama.cpp decode failed: {exc}"))
+                for seq in admitted:
+                    seq.sampler = self._sampler(seq.request)
+                for seq in [s for s in active if s.cancelled]:
                     self._release(seq, active, free)
-                continue
-            for seq in [s for s in active if s.finished]:
-                self._release(seq, active, free)
-        for seq in active:
+                if active:
+                    self._step(active)
+                    _flush(active)
+                    for seq in [s for s in active if s.finished]:
+                        self._release(seq, active, free)
+            except Exception as exc:  # fail what was running; the engine goes on
+                log.exception("engine step failed on %s", self.config.slug)
+                for seq in list(active):
+                    seq.send(EngineError(f"llama.cpp failed: {exc}"))
+                    seq.flush()
+                    self._release(seq, active, free)
+        for seq in list(active):
             seq.send(EngineError("the engine stopped"))
+            seq.flush()
             self._release(seq, active, free)
 
     def _release(self, seq: _Sequence, active: list[_Sequence], free: list[int]) -> None:
@@ -313,12 +356,12 @@ class LlamaCppEngine:
             seq.batch_index = -1
             if seq.pending is not None:
                 add(seq.pending, len(seq.tokens) + seq.generated - 1, seq, True)
-        budget = self._batch_capacity - n
+        budget = min(self._batch_capacity - n, self._chunk)  # prompt tokens this step
         for seq in active:
             left = len(seq.tokens) - seq.fed
             if seq.pending is not None or left == 0 or budget <= 0:
                 continue
-            take = min(left, budget, self._chunk)
+            take = min(left, budget)
             for i in range(seq.fed, seq.fed + take):
                 add(seq.tokens[i], i, seq, i == len(seq.tokens) - 1)
             seq.fed += take
@@ -370,6 +413,8 @@ class LlamaCppEngine:
         if request.top_p is not None and request.top_p < 1.0:
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(request.top_p, 1))
         lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(temperature))
-        seed = request.seed if request.seed is not None else random.getrandbits(32)
+        seed = request.seed if request.seed is not None else self._seed
+        if seed is None:
+            seed = random.getrandbits(32)
         lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed))
         return chain
