@@ -28,6 +28,18 @@ batch_slots = 8
 chat_format = "gemma"
 
 [[models]]
+slug = "gemma-chunked"
+engine = "llamacpp"
+weights = "package:gemma-3-270m"
+context_length = 256
+max_output_tokens = 64
+default_max_tokens = 16
+batch_slots = 2
+[models.options]
+chat_format = "gemma"
+prefill_chunk = 8
+
+[[models]]
 slug = "gemma-single"
 engine = "llamacpp"
 weights = "package:gemma-3-270m"
@@ -123,6 +135,18 @@ def test_concurrent_patterns_do_not_cross_talk(gemma: ServerProcess) -> None:
         assert continued.count(token) >= 3, (token, text)
         others = set(patterns) - {token}
         assert not others & set(continued), (token, text)
+
+
+def test_prompt_prefilled_in_chunks_gives_the_same_answer(api: httpx.Client) -> None:
+    # gemma-chunked feeds at most 8 prompt tokens per step; gemma-3-270m up to 256.
+    body = {"messages": [{"role": "user", "content": "Repeat the pattern."},
+                         {"role": "assistant", "content": " ".join(["7 x"] * 20)}],
+            "max_tokens": 8, "temperature": 0}
+    whole = api.post("/v1/gemma-3-270m", json=body).json()
+    chunked = api.post("/v1/gemma-chunked", json=body).json()
+    assert whole["usage"] == chunked["usage"] and whole["usage"]["input_tokens"] > 40
+    assert chunked["content"][0]["text"].split()[:4] == ["7", "x", "7", "x"]
+    assert chunked["content"] == whole["content"]
 
 
 def test_cancel_mid_generation_frees_the_slot(api: httpx.Client) -> None:
