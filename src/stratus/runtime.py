@@ -11,7 +11,7 @@ from typing import Any
 from stratus._sqlite import SqliteDB
 from stratus.accounts import Account, Accounts, SqliteAccounts
 from stratus.config import Config
-from stratus.errors import NotFound, Unavailable, UnprocessableRequest
+from stratus.errors import InvalidRequest, NotFound, Unavailable, UnprocessableRequest
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.normalize import Normalized
 from stratus.store import IdempotencyConflict, JobRecord, JobStore, NewJob, SqliteJobStore
@@ -73,6 +73,8 @@ class Runtime:
                               headers={"Retry-After": "5"})
         body_hash = None
         if idempotency_key is not None:
+            if not 1 <= len(idempotency_key) <= 255:
+                raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
             canonical = json.dumps([requested_model, body], sort_keys=True,
                                    separators=(",", ":"))
             body_hash = hashlib.sha256(canonical.encode()).hexdigest()

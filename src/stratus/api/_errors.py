@@ -1,4 +1,6 @@
-"""The one place where errors become HTTP responses."""
+"""The one place where errors become HTTP responses, in the shape of the surface the request
+came in on: Segmind's ``{"error", "type", "request_id"}`` or Anthropic's
+``{"type": "error", "error": {"type", "message"}}`` (routes under ``/v1/messages``)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,24 @@ def request_id_of(request: Request) -> str:
     return getattr(request.state, "request_id", "")
 
 
+ANTHROPIC_PREFIX = "/v1/messages"
+
+# HTTP status -> Anthropic's error type
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    406: "billing_error",
+    409: "invalid_request_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+}
+
+
 def segmind_error(request: Request, error: ServiceError) -> JSONResponse:
     body = {"error": error.message, "type": error.kind, "request_id": request_id_of(request)}
     body.update(error.extra)
@@ -30,10 +50,25 @@ def segmind_error(request: Request, error: ServiceError) -> JSONResponse:
     return JSONResponse(body, status_code=error.status_code, headers=headers)
 
 
+def anthropic_error(request: Request, error: ServiceError) -> JSONResponse:
+    request_id = error.extra.get("request_id") or request_id_of(request)
+    kind = _ANTHROPIC_TYPES.get(error.status_code, "api_error")
+    body = {"type": "error", "error": {"type": kind, "message": error.message},
+            "request_id": request_id}
+    headers = {"request-id": request_id, "x-request-id": request_id, **error.headers}
+    return JSONResponse(body, status_code=error.status_code, headers=headers)
+
+
+def render(request: Request, error: ServiceError) -> JSONResponse:
+    if request.url.path.startswith(ANTHROPIC_PREFIX):
+        return anthropic_error(request, error)
+    return segmind_error(request, error)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _stratus(request: Request, exc: ServiceError) -> JSONResponse:
-        return segmind_error(request, exc)
+        return render(request, exc)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
@@ -47,19 +82,19 @@ def install(app: FastAPI) -> None:
             error = InvalidRequest(str(exc.detail))
         else:
             error = InternalError(str(exc.detail))
-        return segmind_error(request, error)
+        return render(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'][1:]) or err['loc'][0]}: {err['msg']}"
             for err in exc.errors())
-        return segmind_error(request, InvalidRequest(problems))
+        return render(request, InvalidRequest(problems))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return segmind_error(request, InternalError(
+        return render(request, InternalError(
             "internal server error: the request id identifies it in the server log"))
 
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from stratus.api import _errors, health
 from stratus.api._middleware import RequestIdMiddleware
+from stratus.api.anthropic.router import router as anthropic_router
 from stratus.api.segmind.router import router as segmind_router
 from stratus.runtime import Runtime
 
@@ -25,6 +26,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="Stratus", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     app.include_router(health.router)
+    app.include_router(anthropic_router)  # before /v1/{model}, which would match it
     app.include_router(segmind_router)
     _errors.install(app)
     app.add_middleware(RequestIdMiddleware)

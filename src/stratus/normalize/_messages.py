@@ -20,6 +20,12 @@ class Normalized:
     stream: bool
 
 
+def count_input_tokens(body: MessagesRequest, spec: ModelSpec) -> int:
+    """Input tokens of the request as ``spec``'s model sees them; no output limits apply."""
+    request = GenerationRequest(messages=_messages(body), system=_system(body), max_tokens=1)
+    return spec.engine.count_tokens(request)
+
+
 def normalize(body: MessagesRequest, spec: ModelSpec) -> Normalized:
     messages = _messages(body)
     has_images = any(isinstance(p, ImagePart) for m in messages for p in m.parts)
@@ -72,8 +78,8 @@ def normalize(body: MessagesRequest, spec: ModelSpec) -> Normalized:
         request = request.model_copy(update={"max_tokens": room})
     if body.stream:
         raise InvalidRequest(
-            "stream=true is not available on this route yet: leave stream out, or use "
-            "POST /v2/{model} and poll"
+            "token streaming (stream=true) is not available yet: leave stream out; "
+            "on the Segmind surface, POST /v2/{model} and poll"
         )
     return Normalized(request=request, input_tokens=input_tokens, stream=bool(body.stream))
 

@@ -64,14 +64,10 @@ class Tool(_Wire):
     input_schema: dict[str, Any]
 
 
-class MessagesRequest(_Wire):
-    """The body of ``POST /v1/{model}`` and ``POST /v2/{model}``."""
+class _Sampling(_Wire):
+    """Fields both surfaces share."""
 
-    messages: list[Message] | None = None
-    prompt: str | None = None
-    instruction: str | None = None
     system: str | list[TextBlock] | None = None
-    max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
@@ -80,3 +76,39 @@ class MessagesRequest(_Wire):
     metadata: dict[str, Any] | None = None
     tools: list[Tool] | None = None
     tool_choice: dict[str, Any] | None = None
+
+
+class MessagesRequest(_Sampling):
+    """The body of ``POST /v1/{model}`` and ``POST /v2/{model}``."""
+
+    messages: list[Message] | None = None
+    prompt: str | None = None
+    instruction: str | None = None
+    max_tokens: int | None = None
+
+
+class AnthropicMessagesRequest(_Sampling):
+    """The body of Anthropic's ``POST /v1/messages``: the model is named in the body and
+    ``max_tokens`` is required."""
+
+    model: str
+    messages: list[Message]
+    max_tokens: int
+
+    def as_messages_request(self) -> MessagesRequest:
+        return MessagesRequest.model_validate(
+            self.model_dump(exclude={"model"}, exclude_none=True))
+
+
+class CountTokensRequest(_Wire):
+    """The body of ``POST /v1/messages/count_tokens``."""
+
+    model: str
+    messages: list[Message]
+    system: str | list[TextBlock] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: dict[str, Any] | None = None
+
+    def as_messages_request(self) -> MessagesRequest:
+        return MessagesRequest.model_validate(
+            self.model_dump(exclude={"model"}, exclude_none=True))

@@ -59,8 +59,6 @@ async def submit(runtime: Runtime, account: Account, model: str, raw: bytes,
     data = parse_json(raw)
     body = parse_model(data, MessagesRequest)
     normalized = normalize(body, spec)
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
     record, _ = await runtime.submit(account, spec, model, normalized, request_id,
                                      idempotency_key, data)
     return record

@@ -1,0 +1,46 @@
+"""Anthropic's Messages API (``/v1/messages``): requests in, wire bodies out, no HTTP.
+
+The same jobs, keys and limits as the Segmind surface: a message is a job that the caller
+waits for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stratus.accounts import Account
+from stratus.api.segmind.serving import failure_error
+from stratus.errors import GatewayTimeout
+from stratus.normalize import count_input_tokens, normalize, parse_json, parse_model
+from stratus.protocol.messages import AnthropicMessagesRequest, CountTokensRequest
+from stratus.runtime import Runtime
+from stratus.store import JobRecord, Status
+
+
+async def create(runtime: Runtime, account: Account, raw: bytes, request_id: str,
+                 idempotency_key: str | None) -> JobRecord:
+    data = parse_json(raw)
+    body = parse_model(data, AnthropicMessagesRequest)
+    spec = runtime.models.resolve(body.model)
+    normalized = normalize(body.as_messages_request(), spec)
+    record, _ = await runtime.submit(account, spec, body.model, normalized, request_id,
+                                     idempotency_key, data)
+    return record
+
+
+def message_of(record: JobRecord) -> dict[str, Any]:
+    """The Anthropic message of an ended job, or the error it ended with."""
+    if record.status is Status.COMPLETED:
+        assert record.result is not None
+        return record.result
+    if record.status is Status.FAILED:
+        raise failure_error(record)
+    raise GatewayTimeout(
+        f"the request is still running past the sync timeout; it was not lost: fetch it "
+        f"with GET /v2/requests/{record.id}", extra={"request_id": record.id})
+
+
+def count_tokens(runtime: Runtime, raw: bytes) -> dict[str, int]:
+    body = parse_model(parse_json(raw), CountTokensRequest)
+    spec = runtime.models.resolve(body.model)
+    return {"input_tokens": count_input_tokens(body.as_messages_request(), spec)}
