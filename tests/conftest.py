@@ -13,6 +13,7 @@ SERVER_CONFIG = """
 [server]
 sync_timeout = 2
 lease_seconds = 2
+ping_interval = 0.5
 max_body_bytes = 1000000
 
 [[models]]

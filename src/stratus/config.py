@@ -81,6 +81,7 @@ class ServerConfig(_Strict):
     max_attempts: int = Field(default=3, gt=0)
     shutdown_grace: float = Field(default=30.0, ge=0)
     sweep_interval: float = Field(default=5.0, gt=0)
+    ping_interval: float = Field(default=10.0, gt=0)  # SSE ping while a stream waits
 
 
 def _default_models() -> tuple[ModelConfig, ...]:

@@ -15,6 +15,7 @@ from stratus.errors import InvalidRequest, NotFound, Unavailable, UnprocessableR
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.normalize import Normalized
 from stratus.store import IdempotencyConflict, JobRecord, JobStore, NewJob, SqliteJobStore
+from stratus.streams import TokenBus
 from stratus.worker import Worker
 
 
@@ -25,6 +26,7 @@ class Runtime:
     accounts: Accounts
     models: ModelRegistry
     worker: Worker
+    bus: TokenBus = field(default_factory=TokenBus)
     _db: SqliteDB | None = None
     draining: bool = field(default=False)
 
@@ -37,10 +39,12 @@ class Runtime:
                                max_attempts=server.max_attempts, result_ttl=server.result_ttl,
                                idempotency_ttl=server.idempotency_ttl)
         models = ModelRegistry.from_config(config.models, server.data_dir)
+        bus = TokenBus()
         worker = Worker(store, models, lease_seconds=server.lease_seconds,
-                        sweep_interval=min(server.sweep_interval, server.lease_seconds / 2))
+                        sweep_interval=min(server.sweep_interval, server.lease_seconds / 2),
+                        bus=bus)
         return cls(config=config, store=store, accounts=SqliteAccounts(db), models=models,
-                   worker=worker, _db=db)
+                   worker=worker, bus=bus, _db=db)
 
     async def start(self) -> None:
         await self.models.start()

@@ -51,7 +51,6 @@ def error_of(response: httpx.Response, status: int = 400) -> str:
     ({**user("x"), "stop_sequences": [""]}, "stop_sequences[0] must not be empty"),
     ({**user("x"), "prompt": "y"}, "either messages or prompt"),
     ({**user("x"), "instruction": "a", "system": "b"}, "either instruction or system"),
-    ({**user("x"), "stream": True}, "stream=true"),
     ({**user("x"), "tools": [{"name": "t", "input_schema": {}}]}, "does not support tools"),
 ])
 def test_invalid_bodies_are_400(api: httpx.Client, route: str, body: dict,
@@ -69,6 +68,11 @@ def test_invalid_bodies_are_400(api: httpx.Client, route: str, body: dict,
 def test_malformed_bodies_are_400(api: httpx.Client, raw: bytes, needle: str) -> None:
     response = api.post("/v2/echo", content=raw, headers={"content-type": "application/json"})
     assert needle in error_of(response)
+
+
+def test_stream_on_the_queue_route_is_400(api: httpx.Client) -> None:
+    message = error_of(api.post("/v2/echo", json={**user("x"), "stream": True}))
+    assert "stream=true is for POST /v1/{model}" in message
 
 
 def test_body_over_limit_is_413(api: httpx.Client) -> None:

@@ -5,6 +5,7 @@ came in on: Segmind's ``{"error", "type", "request_id"}`` or Anthropic's
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -50,11 +51,14 @@ def segmind_error(request: Request, error: ServiceError) -> JSONResponse:
     return JSONResponse(body, status_code=error.status_code, headers=headers)
 
 
+def anthropic_error_body(error: ServiceError) -> dict[str, Any]:
+    kind = _ANTHROPIC_TYPES.get(error.status_code, "api_error")
+    return {"type": "error", "error": {"type": kind, "message": error.message}}
+
+
 def anthropic_error(request: Request, error: ServiceError) -> JSONResponse:
     request_id = error.extra.get("request_id") or request_id_of(request)
-    kind = _ANTHROPIC_TYPES.get(error.status_code, "api_error")
-    body = {"type": "error", "error": {"type": kind, "message": error.message},
-            "request_id": request_id}
+    body = {**anthropic_error_body(error), "request_id": request_id}
     headers = {"request-id": request_id, "x-request-id": request_id, **error.headers}
     return JSONResponse(body, status_code=error.status_code, headers=headers)
 

@@ -76,11 +76,6 @@ def normalize(body: MessagesRequest, spec: ModelSpec) -> Normalized:
                 f"set max_tokens to at most {room} or shorten the prompt"
             )
         request = request.model_copy(update={"max_tokens": room})
-    if body.stream:
-        raise InvalidRequest(
-            "token streaming (stream=true) is not available yet: leave stream out; "
-            "on the Segmind surface, POST /v2/{model} and poll"
-        )
     return Normalized(request=request, input_tokens=input_tokens, stream=bool(body.stream))
 
 

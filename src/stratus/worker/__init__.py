@@ -1,6 +1,7 @@
 """The worker: from queued job to recorded result."""
 
 from stratus.worker._events import Completed, Failed, Lost, Outcome, Released
+from stratus.worker._result import message_id
 from stratus.worker._worker import Worker
 
-__all__ = ["Completed", "Failed", "Lost", "Outcome", "Released", "Worker"]
+__all__ = ["Completed", "Failed", "Lost", "Outcome", "Released", "Worker", "message_id"]

@@ -9,9 +9,14 @@ from stratus.config import ModelConfig
 from stratus.engines import Finished
 
 
-def message_body(text: str, finished: Finished, model: str) -> dict[str, Any]:
+def message_id(job_id: str) -> str:
+    """A job's message id: the same whether the message is streamed or stored."""
+    return "msg_" + uuid.uuid5(uuid.NAMESPACE_URL, job_id).hex[:24]
+
+
+def message_body(job_id: str, text: str, finished: Finished, model: str) -> dict[str, Any]:
     return {
-        "id": "msg_" + uuid.uuid4().hex[:24],
+        "id": message_id(job_id),
         "type": "message",
         "role": "assistant",
         "content": [{"type": "text", "text": text}],

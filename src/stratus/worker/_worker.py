@@ -17,6 +17,7 @@ import uuid
 from stratus.engines import Finished, GenerationRequest, TextDelta
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.store import Claim, ErrorType, JobStore, Status
+from stratus.streams import TokenBus
 from stratus.worker._events import Completed, Failed, Lost, Outcome, Released
 from stratus.worker._result import message_body, metrics
 
@@ -25,8 +26,10 @@ log = logging.getLogger("stratus.worker")
 
 class Worker:
     def __init__(self, store: JobStore, models: ModelRegistry, *, lease_seconds: float,
-                 sweep_interval: float, worker_id: str | None = None) -> None:
+                 sweep_interval: float, worker_id: str | None = None,
+                 bus: TokenBus | None = None) -> None:
         self.id = worker_id or "worker-" + uuid.uuid4().hex[:12]
+        self._bus = bus or TokenBus()
         self._store = store
         self._models = models
         self._heartbeat = max(lease_seconds / 3, 0.05)
@@ -111,14 +114,18 @@ class Worker:
     # -- running one job -------------------------------------------------------------------
 
     async def _run(self, claim: Claim) -> Outcome:
-        outcome = await self._attempt(claim)
-        if isinstance(outcome, Completed):
-            await self._store.complete(claim, outcome.result, outcome.metrics)
-        elif isinstance(outcome, Failed):
-            await self._store.fail(claim, outcome.error, outcome.error_type)
-        elif isinstance(outcome, Released):
-            await self._store.release(claim)
-        return outcome
+        self._bus.reset(claim.job.id)
+        try:
+            outcome = await self._attempt(claim)
+            if isinstance(outcome, Completed):
+                await self._store.complete(claim, outcome.result, outcome.metrics)
+            elif isinstance(outcome, Failed):
+                await self._store.fail(claim, outcome.error, outcome.error_type)
+            elif isinstance(outcome, Released):
+                await self._store.release(claim)
+            return outcome
+        finally:
+            self._bus.close(claim.job.id)
 
     async def _attempt(self, claim: Claim) -> Outcome:
         job = claim.job
@@ -129,7 +136,7 @@ class Worker:
             return Failed(f"this server cannot run the request: {exc}", ErrorType.ENGINE)
         queued_for = (job.started_at or job.created_at) - job.created_at
         generation = asyncio.create_task(
-            self._generate(spec, request, job.requested_model, queued_for))
+            self._generate(job.id, spec, request, job.requested_model, queued_for))
         watcher = asyncio.create_task(self._watch(claim, generation))
         try:
             return await asyncio.shield(generation)
@@ -152,8 +159,8 @@ class Worker:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 
-    async def _generate(self, spec: ModelSpec, request: GenerationRequest, model_name: str,
-                        queued_for: float) -> Completed:
+    async def _generate(self, job_id: str, spec: ModelSpec, request: GenerationRequest,
+                        model_name: str, queued_for: float) -> Completed:
         started = time.time()
         first_token: float | None = None
         pieces: list[str] = []
@@ -163,12 +170,13 @@ class Worker:
                 if isinstance(event, TextDelta):
                     first_token = first_token or time.time()
                     pieces.append(event.text)
+                    self._bus.publish(job_id, event.text)
                 else:
                     finished = event
         if finished is None:
             raise RuntimeError("the engine stopped without finishing the message")
         return Completed(
-            result=message_body("".join(pieces), finished, model_name),
+            result=message_body(job_id, "".join(pieces), finished, model_name),
             metrics=metrics(spec.config, finished, queued_for, time.time() - started,
                             (first_token or time.time()) - started),
         )

@@ -11,21 +11,28 @@ from typing import Any
 from stratus.accounts import Account
 from stratus.api.segmind.serving import failure_error
 from stratus.errors import GatewayTimeout
-from stratus.normalize import count_input_tokens, normalize, parse_json, parse_model
+from stratus.normalize import (
+    Normalized,
+    count_input_tokens,
+    normalize,
+    parse_json,
+    parse_model,
+)
 from stratus.protocol.messages import AnthropicMessagesRequest, CountTokensRequest
 from stratus.runtime import Runtime
 from stratus.store import JobRecord, Status
 
 
 async def create(runtime: Runtime, account: Account, raw: bytes, request_id: str,
-                 idempotency_key: str | None) -> JobRecord:
+                 idempotency_key: str | None) -> tuple[JobRecord, Normalized, str]:
+    """The queued job, the checked request, and the model name as the client wrote it."""
     data = parse_json(raw)
     body = parse_model(data, AnthropicMessagesRequest)
     spec = runtime.models.resolve(body.model)
     normalized = normalize(body.as_messages_request(), spec)
     record, _ = await runtime.submit(account, spec, body.model, normalized, request_id,
                                      idempotency_key, data)
-    return record
+    return record, normalized, body.model
 
 
 def message_of(record: JobRecord) -> dict[str, Any]:

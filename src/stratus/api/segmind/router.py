@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from stratus.accounts import Account
 from stratus.api._auth import require_account
 from stratus.api._body import read_body
+from stratus.api._sse import message_events
 from stratus.api.segmind import serving
 from stratus.errors import Conflict
+from stratus.normalize import Normalized
 from stratus.runtime import Runtime
 from stratus.store import JobRecord
 
@@ -23,12 +25,13 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-async def _submit(request: Request, account: Account, model: str) -> JobRecord:
+async def _submit(request: Request, account: Account, model: str,
+                  can_stream: bool) -> tuple[JobRecord, Normalized]:
     runtime = _runtime(request)
     runtime.models.resolve(model)
     raw = await read_body(request, runtime.config.server.max_body_bytes)
     return await serving.submit(runtime, account, model, raw, request.state.request_id,
-                                request.headers.get("idempotency-key"))
+                                request.headers.get("idempotency-key"), can_stream)
 
 
 @router.get("/v1/models")
@@ -37,9 +40,14 @@ async def list_models(request: Request, account: AccountDep) -> JSONResponse:
 
 
 @router.post("/v1/{model}")
-async def run_sync(model: str, request: Request, account: AccountDep) -> JSONResponse:
-    record = await _submit(request, account, model)
+async def run_sync(model: str, request: Request, account: AccountDep) -> Response:
+    record, normalized = await _submit(request, account, model, can_stream=True)
     runtime = _runtime(request)
+    if normalized.stream:
+        return StreamingResponse(
+            message_events(runtime, record, model, normalized.input_tokens),
+            media_type="text/event-stream",
+            headers={"x-request-id": record.id, "cache-control": "no-cache"})
     record = await runtime.wait_until_ended(record, runtime.config.server.sync_timeout)
     status, body = serving.sync_outcome(record, serving.Links(str(request.base_url)))
     return JSONResponse(body, status_code=status, headers={"x-request-id": record.id})
@@ -47,7 +55,7 @@ async def run_sync(model: str, request: Request, account: AccountDep) -> JSONRes
 
 @router.post("/v2/{model}")
 async def submit(model: str, request: Request, account: AccountDep) -> JSONResponse:
-    record = await _submit(request, account, model)
+    record, _ = await _submit(request, account, model, can_stream=False)
     body = serving.submit_body(record, serving.Links(str(request.base_url)))
     return JSONResponse(body, headers={"x-request-id": record.id})
 

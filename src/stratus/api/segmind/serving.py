@@ -14,7 +14,7 @@ from stratus.errors import (
     ServiceError,
     UnprocessableRequest,
 )
-from stratus.normalize import normalize, parse_json, parse_model
+from stratus.normalize import Normalized, normalize, parse_json, parse_model
 from stratus.protocol.jobs import (
     ModelCard,
     ModelList,
@@ -54,14 +54,19 @@ class Links:
 
 
 async def submit(runtime: Runtime, account: Account, model: str, raw: bytes,
-                 request_id: str, idempotency_key: str | None) -> JobRecord:
+                 request_id: str, idempotency_key: str | None,
+                 can_stream: bool) -> tuple[JobRecord, Normalized]:
     spec = runtime.models.resolve(model)
     data = parse_json(raw)
     body = parse_model(data, MessagesRequest)
     normalized = normalize(body, spec)
+    if normalized.stream and not can_stream:
+        raise InvalidRequest(
+            "stream=true is for POST /v1/{model} and POST /v1/messages; a queued request "
+            "is followed with GET /v2/requests/{id}/status")
     record, _ = await runtime.submit(account, spec, model, normalized, request_id,
                                      idempotency_key, data)
-    return record
+    return record, normalized
 
 
 def submit_body(record: JobRecord, links: Links) -> dict[str, Any]:
