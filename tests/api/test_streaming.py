@@ -115,3 +115,46 @@ def test_bad_stream_request_is_a_plain_400(server: ServerProcess, path: str) -> 
         body = {**user("x"), "max_tokens": 0, "stream": True}
     response = httpx.post(server.url + path, json=body, headers={"x-api-key": server.key})
     assert response.status_code == 400
+
+
+def watch(server: ServerProcess, rid: str):
+    return httpx.stream("GET", server.url + f"/v2/requests/{rid}/stream", timeout=60,
+                        headers={"x-api-key": server.key})
+
+
+def test_watch_a_queued_job_from_status_to_tokens(server: ServerProcess) -> None:
+    with server.client() as api:
+        blocker = submit(api, "echo-single", user(words(20)))["request_id"]
+        wait_status(api, blocker, {"PROCESSING"})
+        rid = submit(api, "echo-single", user("watch me run"))["request_id"]
+        with watch(server, rid) as response:
+            events = read_events(response)
+    statuses = [data["status"] for name, data, _ in events if name == "status"]
+    assert statuses == ["QUEUED", "PROCESSING", "COMPLETED"]
+    text = "".join(d["delta"]["text"] for n, d, _ in events if n == "content_block_delta")
+    assert text == "watch me run"
+    assert events[-1][0] == "message_stop"
+
+
+def test_watch_after_the_end_replays_the_reply(server: ServerProcess) -> None:
+    with server.client() as api:
+        rid = submit(api, "echo", user("already done"))["request_id"]
+        wait_status(api, rid, {"COMPLETED"})
+        with watch(server, rid) as response:
+            events = read_events(response)
+    text = "".join(d["delta"]["text"] for n, d, _ in events if n == "content_block_delta")
+    assert text == "already done" and events[-1][0] == "message_stop"
+
+
+def test_leaving_a_watch_does_not_cancel(server: ServerProcess) -> None:
+    with server.client() as api:
+        rid = submit(api, "echo-slow", user(words(8)))["request_id"]
+        with watch(server, rid) as response:
+            for line in response.iter_lines():
+                if line.startswith("event: content_block_delta"):
+                    break
+        assert wait_status(api, rid, {"COMPLETED", "FAILED"})["status"] == "COMPLETED"
+        other = server.new_key("watch-other")
+    response = httpx.get(server.url + f"/v2/requests/{rid}/stream",
+                         headers={"x-api-key": other})
+    assert response.status_code == 404

@@ -4,7 +4,9 @@
 engine makes it, ``content_block_stop``, ``message_delta`` (stop reason, usage),
 ``message_stop``; ``ping`` every ``ping_interval`` seconds (10 by default) while nothing else
 is sent (a queued job); an ``error`` event if the job fails after the 200. Every stream ends with
-``message_stop`` or ``error``. A client that goes away cancels its job.
+``message_stop`` or ``error``. A client that goes away cancels its job (unless it is only
+watching a queued job). Text the stream joined too late for is sent from the stored result,
+so a stream opened at any time carries the whole reply.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from stratus.api._errors import anthropic_error_body
-from stratus.api.segmind.serving import failure_error
+from stratus.api.segmind.serving import failure_error, status_body
 from stratus.errors import NotFound
 from stratus.runtime import Runtime
 from stratus.store import JobRecord, Status
@@ -36,11 +38,15 @@ def _delta(text: str) -> bytes:
 
 
 async def message_events(runtime: Runtime, record: JobRecord, model: str,
-                         input_tokens: int) -> AsyncIterator[bytes]:
+                         input_tokens: int, *, watch: bool = False) -> AsyncIterator[bytes]:
+    """``watch``: an observer of a queued job (``GET /v2/requests/{id}/stream``): each status
+    change is sent as a ``status`` event, and going away leaves the job running."""
     job_id = record.id
     ping_every = runtime.config.server.ping_interval
-    ended = False
+    ended = watch
     try:
+        if watch:
+            yield event("status", status_body(record))
         yield event("message_start", {"type": "message_start", "message": {
             "id": message_id(job_id), "type": "message", "role": "assistant", "content": [],
             "model": model, "stop_reason": None, "stop_sequence": None,
@@ -61,6 +67,8 @@ async def message_events(runtime: Runtime, record: JobRecord, model: str,
                     raise NotFound(f"request {job_id} is gone")
                 if changed.status is status:
                     yield event("ping", {"type": "ping"})
+                elif watch:
+                    yield event("status", status_body(changed))
                 status = changed.status
                 continue
             before = len(sent)
@@ -71,10 +79,14 @@ async def message_events(runtime: Runtime, record: JobRecord, model: str,
                     raise NotFound(f"request {job_id} is gone")
                 if latest.status is status:
                     yield event("ping", {"type": "ping"})
+                elif watch:
+                    yield event("status", status_body(latest))
                 status = latest.status
         final = await runtime.store.get(job_id)
         if final is None:
             raise NotFound(f"request {job_id} is gone")
+        if watch and final.status is not status:
+            yield event("status", status_body(final))
         if final.status is Status.FAILED:
             ended = True
             yield event("error", anthropic_error_body(failure_error(final)))

@@ -12,6 +12,7 @@ from stratus.api._auth import require_account
 from stratus.api._body import read_body
 from stratus.api._sse import message_events
 from stratus.api.segmind import serving
+from stratus.engines import GenerationRequest
 from stratus.errors import Conflict
 from stratus.normalize import Normalized
 from stratus.runtime import Runtime
@@ -68,6 +69,18 @@ async def status(request_id: str, request: Request, account: AccountDep,
     record = await runtime.job_for(account, request_id)
     record = await runtime.wait_for_change(record, timeout)
     return JSONResponse(serving.status_body(record), status_code=serving.status_code_of(record))
+
+
+@router.get("/v2/requests/{request_id}/stream")
+async def stream(request_id: str, request: Request, account: AccountDep) -> Response:
+    runtime = _runtime(request)
+    record = await runtime.job_for(account, request_id)
+    spec = runtime.models.resolve(record.model)
+    input_tokens = spec.engine.count_tokens(GenerationRequest.model_validate(record.request))
+    return StreamingResponse(
+        message_events(runtime, record, record.requested_model, input_tokens, watch=True),
+        media_type="text/event-stream",
+        headers={"x-request-id": record.id, "cache-control": "no-cache"})
 
 
 @router.get("/v2/requests/{request_id}")
