@@ -13,6 +13,7 @@ The server lives in the subpackages (``stratus.api``, ``stratus.store``, ...) an
 
 from stratus.client import *  # noqa: F403
 from stratus.client import __all__ as _client_all
-from stratus.client._module import chat, chat_sync, default_client, submit_chat
+from stratus.client._module import chat, chat_sync, default_client, stream, submit_chat
 
-__all__ = [*_client_all, "chat", "chat_sync", "default_client", "submit_chat"]
+__all__ = [*_client_all, "chat", "chat_sync", "default_client", "stream",
+           "submit_chat"]

@@ -21,6 +21,7 @@ from stratus.client._exceptions import (
     StratusError,
     UnprocessableEntityError,
 )
+from stratus.client._streaming import AsyncStream, Stream
 from stratus.client._types import JobStatus, Reply, Status, Usage
 
 __version__ = "0.1.0"
@@ -31,6 +32,7 @@ __all__ = [
     "APITimeoutError",
     "AsyncClient",
     "AsyncJob",
+    "AsyncStream",
     "AuthenticationError",
     "BadRequestError",
     "Client",
@@ -49,6 +51,7 @@ __all__ = [
     "RequestTooLargeError",
     "Status",
     "StratusError",
+    "Stream",
     "UnprocessableEntityError",
     "Usage",
     "__version__",

@@ -26,6 +26,7 @@ from stratus.client._exceptions import (
     InferenceFailed,
     InferenceTimeout,
 )
+from stratus.client._streaming import AsyncStream
 from stratus.client._types import JobStatus, Reply, Status
 
 
@@ -45,15 +46,16 @@ class AsyncClient:
     async def request(self, method: str, path: str, *, json: Any = None,
                       params: dict[str, Any] | None = None,
                       headers: dict[str, str] | None = None, ok: frozenset[int] = frozenset(),
-                      timeout: float | None = None) -> httpx.Response:
+                      timeout: float | None = None, stream: bool = False) -> httpx.Response:
         url = self._settings.base_url + path
         all_headers = {**self._settings.headers(), **(headers or {})}
         attempt = 0
         while True:
             try:
-                response = await self._http.request(method, url, json=json, params=params,
-                                                    headers=all_headers,
-                                                    timeout=timeout or self._settings.timeout)
+                request = self._http.build_request(method, url, json=json, params=params,
+                                                   headers=all_headers,
+                                                   timeout=timeout or self._settings.timeout)
+                response = await self._http.send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 failure: Exception = APITimeoutError(f"{method} {path}: {exc}")
                 response = None
@@ -63,6 +65,9 @@ class AsyncClient:
             else:
                 if response.is_success or response.status_code in ok:
                     return response
+                if stream:
+                    await response.aread()
+                    await response.aclose()
                 failure = error_for(response)
                 if not should_retry(response):
                     raise failure
@@ -88,6 +93,14 @@ class AsyncClient:
                                       timeout=max(self._settings.timeout, 330.0))
         return Reply.from_message(body_of(response),
                                   request_id=response.headers.get("x-request-id"))
+
+    async def stream(self, model: str, **payload: Any) -> AsyncStream:
+        response = await self.request("POST", f"/v1/{model}",
+                                      json={**payload, "stream": True},
+                                      headers={"Idempotency-Key": new_idempotency_key()},
+                                      stream=True)
+        return AsyncStream(response.aiter_lines(), response.headers.get("x-request-id"),
+                           response.aclose)
 
     def job(self, request_id: str) -> AsyncJob:
         return AsyncJob(self, request_id)
@@ -145,3 +158,8 @@ class AsyncJob:
         response = await self._client.request("POST",
                                               f"/v2/requests/{self.request_id}/cancel")
         return JobStatus.from_body(body_of(response))
+
+    async def stream(self) -> AsyncStream:
+        response = await self._client.request(
+            "GET", f"/v2/requests/{self.request_id}/stream", stream=True)
+        return AsyncStream(response.aiter_lines(), self.request_id, response.aclose)

@@ -26,6 +26,7 @@ from stratus.client._exceptions import (
     InferenceFailed,
     InferenceTimeout,
 )
+from stratus.client._streaming import Stream
 from stratus.client._types import JobStatus, Reply, Status
 
 
@@ -50,16 +51,19 @@ class Client:
 
     def request(self, method: str, path: str, *, json: Any = None,
                 params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
-                ok: frozenset[int] = frozenset(), timeout: float | None = None) -> httpx.Response:
-        """One API call with retries; returns the response if 2xx or in ``ok``."""
+                ok: frozenset[int] = frozenset(), timeout: float | None = None,
+                stream: bool = False) -> httpx.Response:
+        """One API call with retries; returns the response if 2xx or in ``ok``. With
+        ``stream``, the body is left unread for the caller to iterate (and close)."""
         url = self._settings.base_url + path
         all_headers = {**self._settings.headers(), **(headers or {})}
         attempt = 0
         while True:
             try:
-                response = self._http.request(method, url, json=json, params=params,
-                                              headers=all_headers,
-                                              timeout=timeout or self._settings.timeout)
+                request = self._http.build_request(method, url, json=json, params=params,
+                                                   headers=all_headers,
+                                                   timeout=timeout or self._settings.timeout)
+                response = self._http.send(request, stream=stream)
             except httpx.TimeoutException as exc:
                 failure: Exception = APITimeoutError(f"{method} {path}: {exc}")
                 response = None
@@ -69,6 +73,9 @@ class Client:
             else:
                 if response.is_success or response.status_code in ok:
                     return response
+                if stream:
+                    response.read()
+                    response.close()
                 failure = error_for(response)
                 if not should_retry(response):
                     raise failure
@@ -98,6 +105,15 @@ class Client:
                                 timeout=max(self._settings.timeout, 330.0))
         return Reply.from_message(body_of(response),
                                   request_id=response.headers.get("x-request-id"))
+
+    def stream(self, model: str, **payload: Any) -> Stream:
+        """A sync call that streams (``POST /v1/{model}`` with ``stream``): iterate for text
+        deltas; ``.reply`` (or ``until_done()``) is the whole reply."""
+        response = self.request("POST", f"/v1/{model}", json={**payload, "stream": True},
+                                headers={"Idempotency-Key": new_idempotency_key()},
+                                stream=True)
+        return Stream(response.iter_lines(), response.headers.get("x-request-id"),
+                      response.close)
 
     def job(self, request_id: str) -> Job:
         """A handle on a request submitted earlier."""
@@ -159,3 +175,9 @@ class Job:
     def cancel(self) -> JobStatus:
         response = self._client.request("POST", f"/v2/requests/{self.request_id}/cancel")
         return JobStatus.from_body(body_of(response))
+
+    def stream(self) -> Stream:
+        """Follow the job: its text as it is made (all of it, whenever this is called)."""
+        response = self._client.request("GET", f"/v2/requests/{self.request_id}/stream",
+                                        stream=True)
+        return Stream(response.iter_lines(), self.request_id, response.close)

@@ -8,6 +8,7 @@ from typing import Any
 
 from stratus.client._base import DEFAULT_WAIT
 from stratus.client._client import Client, Job
+from stratus.client._streaming import Stream
 from stratus.client._types import Reply
 
 _lock = threading.Lock()
@@ -30,6 +31,11 @@ def chat(model: str, *, timeout: float | None = DEFAULT_WAIT, **payload: Any) ->
 def submit_chat(model: str, **payload: Any) -> Job:
     """Submit to the queue (v2); returns a :class:`Job` with its ``request_id`` at once."""
     return default_client().submit_chat(model, **payload)
+
+
+def stream(model: str, **payload: Any) -> Stream:
+    """A streamed sync call: iterate for text deltas, then ``.reply``."""
+    return default_client().stream(model, **payload)
 
 
 def chat_sync(model: str, **payload: Any) -> Reply:
