@@ -30,6 +30,7 @@ delay_ms = 100
 [[models]]
 slug = "echo-single"
 batch_slots = 1
+max_queue = 3
 [models.options]
 delay_ms = 50
 

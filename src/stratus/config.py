@@ -53,6 +53,7 @@ class ModelConfig(_Strict):
     max_output_tokens: int = Field(default=4096, gt=0)
     default_max_tokens: int = Field(default=1024, gt=0)
     batch_slots: int = Field(default=8, gt=0)
+    max_queue: int = Field(default=1000, gt=0)  # QUEUED jobs past which submits get 429
     execution_timeout: float = Field(default=600.0, gt=0)
     price_input: float = Field(default=DEFAULT_PRICE_INPUT, ge=0)
     price_output: float = Field(default=DEFAULT_PRICE_OUTPUT, ge=0)

@@ -11,7 +11,13 @@ from typing import Any
 from stratus._sqlite import SqliteDB
 from stratus.accounts import Account, Accounts, SqliteAccounts
 from stratus.config import Config
-from stratus.errors import InvalidRequest, NotFound, Unavailable, UnprocessableRequest
+from stratus.errors import (
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    Unavailable,
+    UnprocessableRequest,
+)
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.normalize import Normalized
 from stratus.store import IdempotencyConflict, JobRecord, JobStore, NewJob, SqliteJobStore
@@ -75,6 +81,12 @@ class Runtime:
         if self.draining:
             raise Unavailable("this server is shutting down: retry on another node or shortly",
                               headers={"Retry-After": "5"})
+        depth = await self.store.queued(spec.slug)
+        if depth >= spec.config.max_queue:
+            raise RateLimited(
+                f"queue full: model {spec.slug!r} already has {depth} requests waiting "
+                f"(max_queue {spec.config.max_queue}); retry later",
+                retry_after=max(1.0, spec.config.execution_timeout / 60))
         body_hash = None
         if idempotency_key is not None:
             if not 1 <= len(idempotency_key) <= 255:

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests._server import ServerProcess
+from tests.api.test_segmind import wait_status
 
 
 @pytest.fixture
@@ -112,3 +113,24 @@ def test_missing_key_in_anthropic_shape(server: ServerProcess) -> None:
     assert response.status_code == 401
     assert response.json()["error"]["type"] == "authentication_error"
     assert response.headers["request-id"]
+
+
+def test_queue_full_is_429_with_retry_after(client: anthropic.Anthropic,
+                                             server: ServerProcess) -> None:
+    long = {"messages": [{"role": "user", "content": " ".join(["w"] * 200)}]}
+    with server.client() as api:
+        ids = [api.post("/v2/echo-single", json=long).json()["request_id"]]
+        try:
+            wait_status(api, ids[0], {"PROCESSING"})
+            ids += [api.post("/v2/echo-single", json=long).json()["request_id"]
+                    for _ in range(3)]
+            refused = api.post("/v2/echo-single", json=long)
+            assert refused.status_code == 429
+            assert int(refused.headers["retry-after"]) >= 1
+            assert "queue full" in refused.json()["error"]
+            with pytest.raises(anthropic.RateLimitError, match="queue full"):
+                client.messages.create(model="echo-single", max_tokens=5,
+                                       messages=[{"role": "user", "content": "x"}])
+        finally:
+            for rid in ids:
+                api.post(f"/v2/requests/{rid}/cancel")

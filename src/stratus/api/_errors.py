@@ -1,6 +1,7 @@
 """The one place where errors become HTTP responses, in the shape of the surface the request
-came in on: Segmind's ``{"error", "type", "request_id"}`` or Anthropic's
-``{"type": "error", "error": {"type", "message"}}`` (routes under ``/v1/messages``)."""
+came in on: Segmind's ``{"error", "type", "request_id"}``, Anthropic's
+``{"type": "error", "error": {"type", "message"}}`` (routes under ``/v1/messages``) or
+OpenAI's ``{"error": {"message", "type", "param", "code"}}`` (``/v1/chat/completions``)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def request_id_of(request: Request) -> str:
 
 
 ANTHROPIC_PREFIX = "/v1/messages"
+OPENAI_PREFIX = "/v1/chat/completions"
 
 # HTTP status -> Anthropic's error type
 _ANTHROPIC_TYPES = {
@@ -63,9 +65,23 @@ def anthropic_error(request: Request, error: ServiceError) -> JSONResponse:
     return JSONResponse(body, status_code=error.status_code, headers=headers)
 
 
+def openai_error_body(error: ServiceError) -> dict[str, Any]:
+    kind = _ANTHROPIC_TYPES.get(error.status_code, "api_error")
+    return {"error": {"message": error.message, "type": kind, "param": None, "code": None}}
+
+
+def openai_error(request: Request, error: ServiceError) -> JSONResponse:
+    request_id = error.extra.get("request_id") or request_id_of(request)
+    body = openai_error_body(error)
+    headers = {"x-request-id": request_id, **error.headers}
+    return JSONResponse(body, status_code=error.status_code, headers=headers)
+
+
 def render(request: Request, error: ServiceError) -> JSONResponse:
     if request.url.path.startswith(ANTHROPIC_PREFIX):
         return anthropic_error(request, error)
+    if request.url.path.startswith(OPENAI_PREFIX):
+        return openai_error(request, error)
     return segmind_error(request, error)
 
 

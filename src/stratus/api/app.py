@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from stratus.api import _errors, health
 from stratus.api._middleware import RequestIdMiddleware
 from stratus.api.anthropic.router import router as anthropic_router
+from stratus.api.openai.router import router as openai_router
 from stratus.api.segmind.router import router as segmind_router
 from stratus.runtime import Runtime
 
@@ -26,7 +27,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="Stratus", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     app.include_router(health.router)
-    app.include_router(anthropic_router)  # before /v1/{model}, which would match it
+    app.include_router(anthropic_router)  # these before /v1/{model}, which would match them
+    app.include_router(openai_router)
     app.include_router(segmind_router)
     _errors.install(app)
     app.add_middleware(RequestIdMiddleware)

@@ -143,6 +143,11 @@ class SqliteJobStore:
         assert record is not None
         return record, True
 
+    async def queued(self, model: str) -> int:
+        return await self._db.read(lambda conn: conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE status = 'QUEUED' AND model = ?", (model,),
+        ).fetchone()[0])
+
     async def get(self, job_id: str) -> JobRecord | None:
         return await self._db.read(_fetch, job_id, time.time())
 

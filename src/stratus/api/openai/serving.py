@@ -1,0 +1,97 @@
+"""OpenAI-compatible chat completions, mapped onto the same jobs: no HTTP here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from stratus.accounts import Account
+from stratus.api._errors import openai_error_body
+from stratus.api._follow import Ended, Text, follow
+from stratus.api.segmind.serving import failure_error
+from stratus.errors import GatewayTimeout, InvalidRequest, NotFound
+from stratus.normalize import Normalized, normalize, parse_json, parse_model
+from stratus.protocol.openai import ChatCompletionRequest
+from stratus.runtime import Runtime
+from stratus.store import JobRecord, Status
+
+FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+          "tool_use": "tool_calls"}
+
+
+async def create(runtime: Runtime, account: Account, raw: bytes, request_id: str,
+                 idempotency_key: str | None) -> tuple[JobRecord, Normalized,
+                                                        ChatCompletionRequest]:
+    data = parse_json(raw)
+    body = parse_model(data, ChatCompletionRequest)
+    if body.n not in (None, 1):
+        raise InvalidRequest(f"n must be 1 (got {body.n}): send one request per completion")
+    if body.temperature is not None and not 0 <= body.temperature <= 2:
+        raise InvalidRequest(f"temperature must be between 0 and 2 (got {body.temperature})")
+    spec = runtime.models.resolve(body.model)
+    normalized = normalize(body.as_messages_request(), spec)
+    request = normalized.request.model_copy(
+        update={"temperature": body.temperature, "seed": body.seed})
+    normalized = Normalized(request=request, input_tokens=normalized.input_tokens,
+                            stream=bool(body.stream))
+    record, _ = await runtime.submit(account, spec, body.model, normalized, request_id,
+                                     idempotency_key, data)
+    return record, normalized, body
+
+
+def _usage(result: dict[str, Any]) -> dict[str, int]:
+    usage = result["usage"]
+    return {"prompt_tokens": usage["input_tokens"],
+            "completion_tokens": usage["output_tokens"],
+            "total_tokens": usage["input_tokens"] + usage["output_tokens"]}
+
+
+def completion(record: JobRecord, model: str) -> dict[str, Any]:
+    if record.status is Status.FAILED:
+        raise failure_error(record)
+    if record.status is not Status.COMPLETED or record.result is None:
+        raise GatewayTimeout(
+            f"the request is still running past the sync timeout; it was not lost: fetch it "
+            f"with GET /v2/requests/{record.id}", extra={"request_id": record.id})
+    result = record.result
+    text = "".join(b.get("text", "") for b in result["content"])
+    return {
+        "id": f"chatcmpl-{record.id}", "object": "chat.completion",
+        "created": int(record.created_at), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                     "finish_reason": FINISH.get(result["stop_reason"], "stop"),
+                     "logprobs": None}],
+        "usage": _usage(result),
+    }
+
+
+async def chunks(runtime: Runtime, record: JobRecord, body: ChatCompletionRequest,
+                 ) -> AsyncIterator[bytes]:
+    """``data:`` lines of ``chat.completion.chunk`` objects, then ``data: [DONE]``."""
+    base = {"id": f"chatcmpl-{record.id}", "object": "chat.completion.chunk",
+            "created": int(record.created_at), "model": body.model}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+        data = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
+                                     "logprobs": None}], **extra}
+        return f"data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        async for item in follow(runtime, record, cancel_on_exit=True):
+            if isinstance(item, Text):
+                yield chunk({"content": item.text})
+            elif isinstance(item, Ended):
+                final = item.record
+                if final.status is Status.FAILED or final.result is None:
+                    error = failure_error(final)
+                    yield f"data: {json.dumps(openai_error_body(error))}\n\n".encode()
+                else:
+                    yield chunk({}, FINISH.get(final.result["stop_reason"], "stop"))
+                    if body.stream_options and body.stream_options.include_usage:
+                        usage = {**base, "choices": [], "usage": _usage(final.result)}
+                        yield f"data: {json.dumps(usage)}\n\n".encode()
+    except NotFound as exc:
+        yield f"data: {json.dumps(openai_error_body(exc))}\n\n".encode()
+    yield b"data: [DONE]\n\n"
