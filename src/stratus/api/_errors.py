@@ -30,8 +30,8 @@ def request_id_of(request: Request) -> str:
 ANTHROPIC_PREFIX = "/v1/messages"
 OPENAI_PREFIX = "/v1/chat/completions"
 
-# HTTP status -> Anthropic's error type
-_ANTHROPIC_TYPES = {
+# HTTP status -> error type, as Anthropic names them (the OpenAI shape uses them too)
+_ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
@@ -54,7 +54,7 @@ def segmind_error(request: Request, error: ServiceError) -> JSONResponse:
 
 
 def anthropic_error_body(error: ServiceError) -> dict[str, Any]:
-    kind = _ANTHROPIC_TYPES.get(error.status_code, "api_error")
+    kind = _ERROR_TYPES.get(error.status_code, "api_error")
     return {"type": "error", "error": {"type": kind, "message": error.message}}
 
 
@@ -66,7 +66,7 @@ def anthropic_error(request: Request, error: ServiceError) -> JSONResponse:
 
 
 def openai_error_body(error: ServiceError) -> dict[str, Any]:
-    kind = _ANTHROPIC_TYPES.get(error.status_code, "api_error")
+    kind = _ERROR_TYPES.get(error.status_code, "api_error")
     return {"error": {"message": error.message, "type": kind, "param": None, "code": None}}
 
 

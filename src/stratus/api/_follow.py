@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from stratus.api._outcome import result_text
 from stratus.errors import NotFound
 from stratus.runtime import Runtime
 from stratus.store import JobRecord, Status
@@ -78,7 +79,7 @@ async def follow(runtime: Runtime, record: JobRecord, *,
         if final is None:
             raise NotFound(f"request {job_id} is gone: it expired or was removed")
         if final.status is Status.COMPLETED and final.result is not None:
-            text = "".join(b.get("text", "") for b in final.result["content"])
+            text = result_text(final.result)
             streamed = "".join(sent)
             if text.startswith(streamed) and len(text) > len(streamed):
                 yield Text(text[len(streamed):])

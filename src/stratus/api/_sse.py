@@ -16,7 +16,8 @@ from typing import Any
 
 from stratus.api._errors import anthropic_error_body
 from stratus.api._follow import Ended, Ping, StatusChanged, Text, follow
-from stratus.api.segmind.serving import failure_error, status_body
+from stratus.api._outcome import failure_error
+from stratus.api.segmind.serving import status_body
 from stratus.errors import NotFound
 from stratus.runtime import Runtime
 from stratus.store import JobRecord, Status

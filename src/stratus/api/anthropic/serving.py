@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from stratus.accounts import Account
-from stratus.api.segmind.serving import failure_error
-from stratus.errors import GatewayTimeout
+from stratus.api._outcome import ended_result
 from stratus.normalize import (
     Normalized,
     count_input_tokens,
@@ -20,7 +19,7 @@ from stratus.normalize import (
 )
 from stratus.protocol.messages import AnthropicMessagesRequest, CountTokensRequest
 from stratus.runtime import Runtime
-from stratus.store import JobRecord, Status
+from stratus.store import JobRecord
 
 
 async def create(runtime: Runtime, account: Account, raw: bytes, request_id: str,
@@ -37,14 +36,7 @@ async def create(runtime: Runtime, account: Account, raw: bytes, request_id: str
 
 def message_of(record: JobRecord) -> dict[str, Any]:
     """The Anthropic message of an ended job, or the error it ended with."""
-    if record.status is Status.COMPLETED:
-        assert record.result is not None
-        return record.result
-    if record.status is Status.FAILED:
-        raise failure_error(record)
-    raise GatewayTimeout(
-        f"the request is still running past the sync timeout; it was not lost: fetch it "
-        f"with GET /v2/requests/{record.id}", extra={"request_id": record.id})
+    return ended_result(record)
 
 
 def count_tokens(runtime: Runtime, raw: bytes) -> dict[str, int]:

@@ -9,8 +9,8 @@ from typing import Any
 from stratus.accounts import Account
 from stratus.api._errors import openai_error_body
 from stratus.api._follow import Ended, Text, follow
-from stratus.api.segmind.serving import failure_error
-from stratus.errors import GatewayTimeout, InvalidRequest, NotFound
+from stratus.api._outcome import ended_result, failure_error, result_text
+from stratus.errors import InvalidRequest, NotFound
 from stratus.normalize import Normalized, normalize, parse_json, parse_model
 from stratus.protocol.openai import ChatCompletionRequest
 from stratus.runtime import Runtime
@@ -48,14 +48,8 @@ def _usage(result: dict[str, Any]) -> dict[str, int]:
 
 
 def completion(record: JobRecord, model: str) -> dict[str, Any]:
-    if record.status is Status.FAILED:
-        raise failure_error(record)
-    if record.status is not Status.COMPLETED or record.result is None:
-        raise GatewayTimeout(
-            f"the request is still running past the sync timeout; it was not lost: fetch it "
-            f"with GET /v2/requests/{record.id}", extra={"request_id": record.id})
-    result = record.result
-    text = "".join(b.get("text", "") for b in result["content"])
+    result = ended_result(record)
+    text = result_text(result)
     return {
         "id": f"chatcmpl-{record.id}", "object": "chat.completion",
         "created": int(record.created_at), "model": model,

@@ -7,12 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stratus.accounts import Account
+from stratus.api._outcome import failure_error
 from stratus.errors import (
-    EngineFailed,
-    GatewayTimeout,
     InvalidRequest,
-    ServiceError,
-    UnprocessableRequest,
 )
 from stratus.normalize import Normalized, normalize, parse_json, parse_model
 from stratus.protocol.jobs import (
@@ -25,7 +22,7 @@ from stratus.protocol.jobs import (
 )
 from stratus.protocol.messages import MessagesRequest
 from stratus.runtime import Runtime
-from stratus.store import ErrorType, JobRecord, Status
+from stratus.store import JobRecord, Status
 
 MAX_LONG_POLL = 60.0
 
@@ -138,16 +135,6 @@ def sync_outcome(record: JobRecord, links: Links) -> tuple[int, dict[str, Any]]:
         status_url=links.status(record.id),
         response_url=links.response(record.id),
     ).model_dump()
-
-
-def failure_error(record: JobRecord) -> ServiceError:
-    message = record.error or "the request failed"
-    extra = {"request_id": record.id, "status": "FAILED"}
-    if record.error_type == ErrorType.TIMEOUT:
-        return GatewayTimeout(message, extra=extra)
-    if record.error_type in (ErrorType.ENGINE, ErrorType.WORKER_LOST):
-        return EngineFailed(message, extra=extra)
-    return UnprocessableRequest(message, extra=extra)
 
 
 def model_list(runtime: Runtime) -> dict[str, Any]:

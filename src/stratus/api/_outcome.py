@@ -1,0 +1,35 @@
+"""What an ended (or still running) job means for a client waiting on it, on any surface."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stratus.errors import EngineFailed, GatewayTimeout, ServiceError, UnprocessableRequest
+from stratus.store import ErrorType, JobRecord, Status
+
+
+def failure_error(record: JobRecord) -> ServiceError:
+    """The error a FAILED job is reported as: timeout 504, engine 502, else 422."""
+    message = record.error or "the request failed"
+    extra = {"request_id": record.id, "status": "FAILED"}
+    if record.error_type == ErrorType.TIMEOUT:
+        return GatewayTimeout(message, extra=extra)
+    if record.error_type in (ErrorType.ENGINE, ErrorType.WORKER_LOST):
+        return EngineFailed(message, extra=extra)
+    return UnprocessableRequest(message, extra=extra)
+
+
+def ended_result(record: JobRecord) -> dict[str, Any]:
+    """The stored message of a COMPLETED job; the job's error if it FAILED; a 504 that says
+    where to fetch it if it is still running after the sync wait."""
+    if record.status is Status.FAILED:
+        raise failure_error(record)
+    if record.status is not Status.COMPLETED or record.result is None:
+        raise GatewayTimeout(
+            f"the request is still running past the sync timeout; it was not lost: fetch it "
+            f"with GET /v2/requests/{record.id}", extra={"request_id": record.id})
+    return record.result
+
+
+def result_text(result: dict[str, Any]) -> str:
+    return "".join(block.get("text", "") for block in result["content"])
