@@ -16,10 +16,33 @@ lease_seconds = 2
 ping_interval = 0.5
 max_body_bytes = 1000000
 
+[webhooks]
+allow_private = true      # the tests' webhook receivers listen on 127.0.0.1
+initial_backoff = 0.2
+timeout = 5
+
+[[policy.rules]]
+name = "test-words"
+words = ["forbidden"]
+
+[[policy.rules]]
+name = "test-output"
+on = ["output"]
+patterns = ["leak[0-9]+"]
+
 [[models]]
 slug = "echo"
 aliases = ["claude-3-haiku"]
 batch_slots = 16
+
+[[models]]
+slug = "echo-priced"      # 0.001 USD a token, in and out
+batch_slots = 4
+price_input = 1000
+price_output = 1000
+default_max_tokens = 10
+[models.options]
+delay_ms = 20
 
 [[models]]
 slug = "echo-slow"
@@ -87,6 +110,13 @@ def make_server(tmp_path: Path) -> Iterator:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def new_key(api: httpx.Client, account: str, **options) -> str:
+    """A key made through the admin API (the shared server's key is an admin key)."""
+    response = api.post("/v1/admin/keys", json={"account": account, **options})
+    assert response.status_code == 201, response.text
+    return response.json()["secret"]
 
 
 def words(n: int, word: str = "w") -> str:

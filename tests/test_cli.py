@@ -55,3 +55,53 @@ def test_first_start_prints_a_key_that_works_and_only_once(make_server) -> None:
     server.kill()
     make_server(data_dir=server.data_dir, env={"STRATUS_BOOTSTRAP_KEY": ""})
     assert server.log().count("sk-stratus-") == log.count("sk-stratus-")
+
+
+def test_keys_with_scope_limits_and_credits(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    created = stratus("keys", "create", "--account", "team-b", "--models", "claude-3-haiku",
+                      "--rpm", "30", "--tpm", "5000", "--credits", "2.5", "--data-dir", data)
+    assert created.returncode == 0, created.stderr
+    admin = stratus("keys", "create", "--account", "ops", "--admin", "--data-dir", data)
+    assert admin.returncode == 0, admin.stderr
+    listing = stratus("keys", "list", "--data-dir", data).stdout
+    assert "models=claude-3-haiku rpm=30 tpm=5000" in listing
+    assert "admin" in listing.splitlines()[2]
+    unknown = stratus("keys", "create", "--models", "gpt-9", "--data-dir", data)
+    assert unknown.returncode == 2 and "unknown model 'gpt-9'" in unknown.stderr
+
+
+def test_credits_add_set_show(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    stratus("keys", "create", "--account", "team-c", "--credits", "1", "--data-dir", data)
+    added = stratus("credits", "add", "team-c", "4.5", "--note", "invoice 7", "--data-dir", data)
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.strip() == "team-c: $5.500000 (reserved $0.000000)"
+    taken = stratus("credits", "add", "team-c", "-10", "--data-dir", data)
+    assert taken.returncode == 2 and "below zero" in taken.stderr
+    unlimited = stratus("credits", "set", "team-c", "unlimited", "--data-dir", data)
+    assert "team-c: unlimited" in unlimited.stdout
+    refused = stratus("credits", "add", "team-c", "1", "--data-dir", data)
+    assert refused.returncode == 2 and "unlimited credits" in refused.stderr
+    assert stratus("credits", "set", "team-c", "3", "--data-dir", data).returncode == 0
+    shown = stratus("credits", "show", "--data-dir", data).stdout
+    assert "team-c: $3.000000" in shown
+    bad = stratus("credits", "set", "team-c", "lots", "--data-dir", data)
+    assert bad.returncode == 2 and "not an amount" in bad.stderr
+    missing = stratus("credits", "show", "nobody", "--data-dir", data)
+    assert missing.returncode == 2 and "no account 'nobody'" in missing.stderr
+
+
+def test_credits_added_by_the_cli_reach_the_running_server(make_server) -> None:
+    import httpx
+
+    server = make_server()
+    secret = stratus("keys", "create", "--account", "live", "--credits", "0",
+                     "--data-dir", str(server.data_dir)).stdout.strip()
+    with httpx.Client(base_url=server.url, headers={"x-api-key": secret}) as client:
+        body = {"messages": [{"role": "user", "content": "a b"}]}
+        assert client.post("/v1/echo-priced", json=body).status_code == 406
+        assert stratus("credits", "add", "live", "1", "--data-dir",
+                       str(server.data_dir)).returncode == 0
+        assert client.post("/v1/echo-priced", json=body).status_code == 200
+        assert client.get("/v1/account").json()["credits"]["balance"] < 1.0

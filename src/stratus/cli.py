@@ -1,4 +1,4 @@
-"""The ``stratus`` command: ``serve``, ``keys create|list|revoke``."""
+"""The ``stratus`` command: ``serve``, ``keys create|list|revoke``, ``credits add|set|show``."""
 
 from __future__ import annotations
 
@@ -60,11 +60,15 @@ def _bootstrap_key(runtime: Any, config: Config) -> None:
     if asyncio.run(accounts.has_keys()):
         return
     value = os.environ.get("STRATUS_BOOTSTRAP_KEY") or None
-    key, secret = asyncio.run(accounts.create_key("default", "bootstrap", value))
+    from stratus.accounts import KeyOptions
+
+    key, secret = asyncio.run(accounts.create_key("default", "bootstrap", value,
+                                                  KeyOptions(admin=True)))
     host = config.server.host if config.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
     model = config.models[0].aliases[0] if config.models[0].aliases else config.models[0].slug
     print(
-        f"Created the first API key (account 'default', id {key.id}). It is shown only once:\n"
+        f"Created the first API key (an admin key of account 'default', id {key.id}). "
+        "It is shown only once:\n"
         f"\n    {secret}\n\n"
         "Try it:\n"
         f"    curl -s http://{host}:{config.server.port}/v1/{model} \\\n"
@@ -79,11 +83,36 @@ def _accounts(args: argparse.Namespace) -> Any:
     from stratus.accounts import SqliteAccounts
 
     config = _config(args)
-    return SqliteAccounts(SqliteDB(config.server.data_dir / "stratus.db"))
+    return SqliteAccounts(SqliteDB(config.server.data_dir / "stratus.db"),
+                          history_ttl=config.server.history_ttl)
+
+
+def _usd(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an amount in USD") from None
 
 
 def _keys_create(args: argparse.Namespace) -> int:
-    key, secret = asyncio.run(_accounts(args).create_key(args.account, args.name or ""))
+    from stratus.accounts import KeyOptions, to_nano
+
+    options = KeyOptions(
+        admin=args.admin,
+        models=tuple(m.strip() for m in args.models.split(",") if m.strip())
+        if args.models else None,
+        requests_per_minute=args.rpm, tokens_per_minute=args.tpm)
+    if options.models is not None:
+        known = _config(args).models
+        names = {name for m in known for name in (m.slug, *m.aliases)}
+        unknown = [m for m in options.models if m not in names]
+        if unknown:
+            print(f"stratus: unknown model {unknown[0]!r}: configured models are "
+                  f"{', '.join(sorted(names))}", file=sys.stderr)
+            return 2
+    credits = None if args.credits is None else to_nano(args.credits)
+    key, secret = asyncio.run(_accounts(args).create_key(args.account, args.name or "",
+                                                         None, options, credits))
     print(f"created key {key.id} for account {key.account_name!r}; "
           "the key is shown only once:", file=sys.stderr)
     print(secret)
@@ -92,12 +121,59 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 def _keys_list(args: argparse.Namespace) -> int:
     keys = asyncio.run(_accounts(args).list_keys())
-    print(f"{'ID':22} {'ACCOUNT':16} {'KEY':20} {'NAME':14} {'CREATED':20} STATUS")
+    print(f"{'ID':22} {'ACCOUNT':16} {'KEY':20} {'NAME':14} {'CREATED':20} {'STATUS':8} "
+          "SCOPE")
     for key in keys:
         created = datetime.fromtimestamp(key.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
         state = "revoked" if key.revoked_at else "active"
+        opts = key.options
+        scope = ["admin"] if opts.admin else []
+        if opts.models is not None:
+            scope.append("models=" + ",".join(opts.models))
+        if opts.requests_per_minute:
+            scope.append(f"rpm={opts.requests_per_minute}")
+        if opts.tokens_per_minute:
+            scope.append(f"tpm={opts.tokens_per_minute}")
         print(f"{key.id:22} {key.account_name:16} {key.prefix:20} {key.name:14} "
-              f"{created:20} {state}")
+              f"{created:20} {state:8} {' '.join(scope) or 'all models'}")
+    return 0
+
+
+def _credits_line(account: Any) -> str:
+    from stratus.accounts import to_usd
+
+    if account.balance is None:
+        return f"{account.name}: unlimited (reserved ${to_usd(account.reserved):.6f})"
+    return (f"{account.name}: ${to_usd(account.balance):.6f} "
+            f"(reserved ${to_usd(account.reserved):.6f})")
+
+
+def _credits_add(args: argparse.Namespace) -> int:
+    from stratus.accounts import to_nano
+
+    account = asyncio.run(_accounts(args).add_credits(args.account, to_nano(args.amount),
+                                                      args.note))
+    print(_credits_line(account))
+    return 0
+
+
+def _credits_set(args: argparse.Namespace) -> int:
+    from stratus.accounts import to_nano
+
+    balance = None if args.balance == "unlimited" else to_nano(_usd(args.balance))
+    account = asyncio.run(_accounts(args).set_credits(args.account, balance, args.note))
+    print(_credits_line(account))
+    return 0
+
+
+def _credits_show(args: argparse.Namespace) -> int:
+    accounts = _accounts(args)
+    if args.account:
+        found = [asyncio.run(accounts.account(args.account))]
+    else:
+        found = asyncio.run(accounts.list_accounts())
+    for account in found:
+        print(_credits_line(account))
     return 0
 
 
@@ -129,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--account", default="default",
                         help="account the key belongs to (created if new)")
     create.add_argument("--name", default="", help="a label for the key")
+    create.add_argument("--admin", action="store_true",
+                        help="the key may use the admin routes (/v1/admin/...)")
+    create.add_argument("--models", default=None,
+                        help="comma-separated models (slugs or aliases) the key may use; "
+                        "default: all")
+    create.add_argument("--rpm", type=int, default=None, help="requests per minute")
+    create.add_argument("--tpm", type=int, default=None,
+                        help="tokens per minute (input + max_tokens of each request)")
+    create.add_argument("--credits", type=_usd, default=None,
+                        help="a new account's balance in USD (default: unlimited)")
     create.set_defaults(func=_keys_create)
     listing = keys_sub.add_parser("list", help="list keys (never their secrets)")
     _add_common(listing)
@@ -137,6 +223,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(revoke)
     revoke.add_argument("key_id")
     revoke.set_defaults(func=_keys_revoke)
+
+    credits = sub.add_parser("credits", help="manage account credits (USD)")
+    credits_sub = credits.add_subparsers(dest="credits_command", required=True)
+    add = credits_sub.add_parser("add", help="add credits (a negative amount takes them)")
+    _add_common(add)
+    add.add_argument("account")
+    add.add_argument("amount", type=_usd, help="USD")
+    add.add_argument("--note", default="", help="why, for the ledger")
+    add.set_defaults(func=_credits_add)
+    set_ = credits_sub.add_parser("set", help="set the balance, or make it unlimited")
+    _add_common(set_)
+    set_.add_argument("account")
+    set_.add_argument("balance", help="USD, or 'unlimited'")
+    set_.add_argument("--note", default="", help="why, for the ledger")
+    set_.set_defaults(func=_credits_set)
+    show = credits_sub.add_parser("show", help="balances of one account or all")
+    _add_common(show)
+    show.add_argument("account", nargs="?", default=None)
+    show.set_defaults(func=_credits_show)
     return parser
 
 
@@ -147,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, ServiceError) as exc:
+    except (ConfigError, ServiceError, argparse.ArgumentTypeError) as exc:
         print(f"stratus: {exc}", file=sys.stderr)
         return 2
 

@@ -19,6 +19,7 @@ Unknown keys are errors, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,6 +62,11 @@ class ModelConfig(_Strict):
     description: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
 
+    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
+        """What a request of that many tokens costs at this model's prices."""
+        return round((input_tokens * self.price_input + output_tokens * self.price_output)
+                     / 1_000_000, 10)
+
     @model_validator(mode="after")
     def _limits(self) -> ModelConfig:
         if self.default_max_tokens > self.max_output_tokens:
@@ -83,6 +89,41 @@ class ServerConfig(_Strict):
     shutdown_grace: float = Field(default=30.0, ge=0)
     sweep_interval: float = Field(default=5.0, gt=0)
     ping_interval: float = Field(default=10.0, gt=0)  # SSE ping while a stream waits
+    history_ttl: float = Field(default=30 * 86400.0, gt=0)  # request history is kept this long
+
+
+class WebhookConfig(_Strict):
+    allow_private: bool = False  # allow URLs resolving to loopback, private, link-local
+    timeout: float = Field(default=10.0, gt=0)  # seconds per delivery attempt
+    initial_backoff: float = Field(default=5.0, gt=0)  # seconds before the first retry
+    max_backoff: float = Field(default=600.0, gt=0)
+    retry_window: float = Field(default=3600.0, gt=0)  # give up this long after the job ended
+
+
+class PolicyRule(_Strict):
+    """Words (case-insensitive, whole words) and regular expressions that block a request."""
+
+    name: str = Field(min_length=1)
+    on: tuple[Literal["input", "output"], ...] = ("input", "output")
+    words: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _compiles(self) -> PolicyRule:
+        if not self.words and not self.patterns:
+            raise ValueError(f"policy rule {self.name!r} has neither words nor patterns")
+        for pattern in self.patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"policy rule {self.name!r}: pattern {pattern!r} is not a valid "
+                    f"regular expression ({exc})") from None
+        return self
+
+
+class PolicyConfig(_Strict):
+    rules: tuple[PolicyRule, ...] = ()
 
 
 def _default_models() -> tuple[ModelConfig, ...]:
@@ -114,6 +155,8 @@ def _default_models() -> tuple[ModelConfig, ...]:
 
 class Config(_Strict):
     server: ServerConfig = ServerConfig()
+    webhooks: WebhookConfig = WebhookConfig()
+    policy: PolicyConfig = PolicyConfig()
     models: tuple[ModelConfig, ...] = Field(default_factory=_default_models)
 
     @model_validator(mode="after")
@@ -140,6 +183,7 @@ _ENV_KEYS = {
     "STRATUS_LEASE_SECONDS": "lease_seconds",
     "STRATUS_MAX_ATTEMPTS": "max_attempts",
     "STRATUS_SHUTDOWN_GRACE": "shutdown_grace",
+    "STRATUS_HISTORY_TTL": "history_ttl",
 }
 
 

@@ -5,13 +5,16 @@ Each error knows its HTTP status and a short machine-readable ``kind``; the API 
 
     ServiceError (the base: every server-side error)
     ├── InvalidRequest          400  the body or a parameter is wrong; the message says how
+    │   └── ContentBlocked      400  the content policy blocked the request or its answer
     ├── AuthenticationFailed    401  missing, invalid or revoked API key
     ├── PermissionDenied        403  the key may not use this model or route
     ├── NotFound                404  unknown model, route, or request id (also expired / not yours)
+    ├── InsufficientCredits     406  the account's credits cannot cover the request's worst case
     ├── Conflict                409  the request has already ended
     ├── PayloadTooLarge         413  the body is over the configured limit
     ├── UnprocessableRequest    422  a FAILED job, or an idempotency key reused with another body
-    ├── RateLimited             429  too many requests (carries ``retry_after``)
+    ├── RateLimited             429  too many requests or tokens, or a full queue (carries
+    │                                ``retry_after`` and, for a key's limits, their state)
     ├── InternalError           500
     ├── EngineFailed            502  the engine or an upstream failed
     ├── Unavailable             503  the server is shutting down or not ready
@@ -20,6 +23,7 @@ Each error knows its HTTP status and a short machine-readable ``kind``; the API 
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 
@@ -40,6 +44,10 @@ class InvalidRequest(ServiceError):
     kind = "invalid_request"
 
 
+class ContentBlocked(InvalidRequest):
+    kind = "content_policy"
+
+
 class AuthenticationFailed(ServiceError):
     status_code = 401
     kind = "authentication_error"
@@ -53,6 +61,11 @@ class PermissionDenied(ServiceError):
 class NotFound(ServiceError):
     status_code = 404
     kind = "not_found"
+
+
+class InsufficientCredits(ServiceError):
+    status_code = 406
+    kind = "insufficient_credits"
 
 
 class Conflict(ServiceError):
@@ -74,10 +87,12 @@ class RateLimited(ServiceError):
     status_code = 429
     kind = "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: float, **kwargs: Any) -> None:
+    def __init__(self, message: str, *, retry_after: float, limits: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
-        self.headers.setdefault("Retry-After", str(max(1, round(retry_after))))
+        self.limits = limits  # a ``stratus.limits.LimitState`` when a key's limit was hit
+        self.headers.setdefault("Retry-After", str(max(1, math.ceil(retry_after))))
 
 
 class InternalError(ServiceError):

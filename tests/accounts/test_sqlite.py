@@ -26,9 +26,9 @@ async def test_keys_authenticate_to_their_account(accounts) -> None:
     _, secret_a2 = await accounts.create_key("alpha")
     assert await accounts.has_keys()
     assert secret_a.startswith("sk-stratus-") and secret_a != secret_a2
-    a = await accounts.authenticate(secret_a)
-    assert a.name == "alpha" and a == await accounts.authenticate(secret_a2)
-    assert (await accounts.authenticate(secret_b)).id != a.id
+    a = (await accounts.authenticate(secret_a)).account
+    assert a.name == "alpha" and a == (await accounts.authenticate(secret_a2)).account
+    assert (await accounts.authenticate(secret_b)).account.id != a.id
     assert [k.account_name for k in await accounts.list_keys()] == ["alpha", "beta", "alpha"]
 
 
@@ -56,7 +56,7 @@ async def test_unknown_and_revoked_keys(accounts) -> None:
 async def test_chosen_key_value(accounts) -> None:
     _, secret = await accounts.create_key("default", secret="sk-my-own-key-123456")
     assert secret == "sk-my-own-key-123456"
-    assert (await accounts.authenticate(secret)).name == "default"
+    assert (await accounts.authenticate(secret)).account.name == "default"
     with pytest.raises(InvalidRequest, match="already exists"):
         await accounts.create_key("other", secret="sk-my-own-key-123456")
     with pytest.raises(InvalidRequest, match="at least 16"):

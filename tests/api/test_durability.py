@@ -7,9 +7,10 @@ import sqlite3
 import time
 
 import httpx
+import pytest
 
 from tests.api.test_segmind import submit, wait_status
-from tests.conftest import user, words
+from tests.conftest import new_key, user, words
 
 # One slot and 100 ms a word: jobs stay QUEUED behind one another long enough to kill the
 # server while one is PROCESSING. A short lease lets the restarted server take that job back.
@@ -54,6 +55,35 @@ def test_sigkill_restart_loses_nothing_and_completes_once(make_server) -> None:
     assert attempts(server.data_dir, ids[2]) == 1
     # The key was created on the first start only.
     assert restarted.log().count("Created the first API key") == 1
+
+
+def test_worker_killed_mid_job_charges_once(make_server) -> None:
+    config = DURABLE_CONFIG.replace('slug = "echo-single"',
+                                    'slug = "echo-single"\nprice_input = 1000\n'
+                                    'price_output = 1000')
+    server = make_server(config)
+    with server.client() as admin:
+        key = new_key(admin, "durable", credits=2.0)
+    with server.client(key) as api:
+        rid = submit(api, "echo-single", user(words(10)))["request_id"]
+        wait_status(api, rid, {"PROCESSING"})
+    server.kill()
+
+    restarted = make_server(config, data_dir=server.data_dir)
+    with restarted.client(key) as api:
+        assert wait_status(api, rid, {"COMPLETED", "FAILED"}, timeout=30)["status"] == (
+            "COMPLETED")
+        cost = api.get(f"/v2/requests/{rid}").json()["metrics"]["cost"]
+        assert cost == pytest.approx(0.02)  # 10 words in, 10 out, at 0.001 USD a token
+        credits = api.get("/v1/account").json()["credits"]
+        assert credits["balance"] == pytest.approx(2.0 - cost)
+        assert credits["reserved"] == 0
+        assert api.get(f"/v1/requests/{rid}").json()["credits_deduction"] == pytest.approx(cost)
+    assert attempts(server.data_dir, rid) == 2
+    with sqlite3.connect(server.data_dir / "stratus.db") as db:
+        charges = db.execute("SELECT COUNT(*) FROM credit_ledger WHERE kind = 'charge' AND "
+                             "request_id = ?", (rid,)).fetchone()[0]
+    assert charges == 1
 
 
 def test_sigterm_finishes_running_job_and_requeues_the_rest(make_server) -> None:

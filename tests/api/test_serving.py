@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from stratus import views
 from stratus.api.segmind import serving
 from stratus.errors import EngineFailed, GatewayTimeout, UnprocessableRequest
 from stratus.store import ErrorType, JobRecord, Status
@@ -51,5 +52,5 @@ def test_completed_result_body_has_output_as_json_text() -> None:
 
 
 def test_timestamps_are_iso_utc() -> None:
-    assert serving.iso(0.0) == "1970-01-01T00:00:00.000Z"
-    assert serving.iso(None) is None
+    assert views.iso(0.0) == "1970-01-01T00:00:00.000Z"
+    assert views.iso(None) is None

@@ -1,6 +1,35 @@
-"""Accounts and API keys (embedded: SQLite)."""
+"""Accounts: API keys, credits, request history and webhook deliveries (embedded: SQLite)."""
 
-from stratus.accounts._types import Account, Accounts, ApiKey
+from stratus.accounts._types import (
+    NANO,
+    Account,
+    Accounts,
+    ApiKey,
+    Caller,
+    Delivery,
+    DeliveryAttempt,
+    HistoryQuery,
+    KeyOptions,
+    Opening,
+    RequestEntry,
+    to_nano,
+    to_usd,
+)
 from stratus.accounts.sqlite import SqliteAccounts
 
-__all__ = ["Account", "Accounts", "ApiKey", "SqliteAccounts"]
+__all__ = [
+    "NANO",
+    "Account",
+    "Accounts",
+    "ApiKey",
+    "Caller",
+    "Delivery",
+    "DeliveryAttempt",
+    "HistoryQuery",
+    "KeyOptions",
+    "Opening",
+    "RequestEntry",
+    "SqliteAccounts",
+    "to_nano",
+    "to_usd",
+]

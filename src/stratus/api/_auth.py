@@ -1,11 +1,13 @@
-"""API key authentication, as a FastAPI dependency."""
+"""API key authentication and admin scope, as FastAPI dependencies."""
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
 
-from stratus.accounts import Account
-from stratus.errors import AuthenticationFailed
+from fastapi import Depends, Request
+
+from stratus.accounts import Caller
+from stratus.errors import AuthenticationFailed, PermissionDenied
 
 
 def presented_key(request: Request) -> str | None:
@@ -19,11 +21,24 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-async def require_account(request: Request) -> Account:
+async def require_caller(request: Request) -> Caller:
     key = presented_key(request)
     if key is None:
         raise AuthenticationFailed(
             "missing API key: send it as 'x-api-key: KEY' or 'Authorization: Bearer KEY'")
-    account = await request.app.state.runtime.accounts.authenticate(key)
-    request.state.account = account
-    return account
+    caller = await request.app.state.runtime.accounts.authenticate(key)
+    request.state.caller = caller
+    return caller
+
+
+async def require_admin(request: Request) -> Caller:
+    caller = await require_caller(request)
+    if not caller.key.options.admin:
+        raise PermissionDenied(
+            f"{request.method} {request.url.path} needs an admin key: create one with "
+            "`stratus keys create --admin`")
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(require_caller)]
+AdminDep = Annotated[Caller, Depends(require_admin)]

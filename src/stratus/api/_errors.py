@@ -13,10 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from stratus.api._middleware import ANTHROPIC_PREFIX
 from stratus.errors import (
     InternalError,
     InvalidRequest,
     NotFound,
+    RateLimited,
     ServiceError,
 )
 
@@ -27,7 +29,6 @@ def request_id_of(request: Request) -> str:
     return getattr(request.state, "request_id", "")
 
 
-ANTHROPIC_PREFIX = "/v1/messages"
 OPENAI_PREFIX = "/v1/chat/completions"
 
 # HTTP status -> error type, as Anthropic names them (the OpenAI shape uses them too)
@@ -88,6 +89,8 @@ def render(request: Request, error: ServiceError) -> JSONResponse:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _stratus(request: Request, exc: ServiceError) -> JSONResponse:
+        if isinstance(exc, RateLimited) and exc.limits is not None:
+            request.state.limits = exc.limits
         return render(request, exc)
 
     @app.exception_handler(HTTPException)

@@ -88,4 +88,4 @@ async def follow(runtime: Runtime, record: JobRecord, *,
     finally:
         if cancel_on_exit and not ended:
             with contextlib.suppress(Exception):
-                await asyncio.shield(runtime.store.cancel(job_id))
+                await asyncio.shield(runtime.cancel_job(job_id))

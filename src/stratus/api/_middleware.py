@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: a request id on every request and every response."""
+"""Pure-ASGI middleware: a request id on every request and every response, and the
+caller's rate-limit headers on every response of a request that was checked against them."""
 
 from __future__ import annotations
 
@@ -6,10 +7,15 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stratus.api._headers import limit_headers
+
+ANTHROPIC_PREFIX = "/v1/messages"
+
 
 class RequestIdMiddleware:
     """Gives each HTTP request an id (``request.state.request_id``) and sends it back as
-    ``x-request-id``. A request that creates a job uses this id as the job's ``request_id``."""
+    ``x-request-id``. A request that creates a job uses this id as the job's ``request_id``.
+    A route (or error) that sets ``request.state.limits`` gets the rate-limit headers."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -19,7 +25,9 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = str(uuid.uuid4())
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        anthropic = scope["path"].startswith(ANTHROPIC_PREFIX)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -27,6 +35,10 @@ class RequestIdMiddleware:
                 names = {name.lower() for name, _ in headers}
                 if b"x-request-id" not in names:
                     headers.append((b"x-request-id", request_id.encode()))
+                limits = state.get("limits")
+                if limits is not None:
+                    headers += [(name.encode(), value.encode()) for name, value
+                                in limit_headers(limits, anthropic=anthropic).items()]
                 message["headers"] = headers
             await send(message)
 

@@ -4,19 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from stratus.errors import EngineFailed, GatewayTimeout, ServiceError, UnprocessableRequest
+from stratus.api._headers import cost_headers
+from stratus.errors import (
+    ContentBlocked,
+    EngineFailed,
+    GatewayTimeout,
+    ServiceError,
+    UnprocessableRequest,
+)
 from stratus.store import ErrorType, JobRecord, Status
 
 
 def failure_error(record: JobRecord) -> ServiceError:
-    """The error a FAILED job is reported as: timeout 504, engine 502, else 422."""
+    """The error a FAILED job is reported as on a route that waited for it: timeout 504,
+    engine 502, content policy 400, else 422."""
     message = record.error or "the request failed"
     extra = {"request_id": record.id, "status": "FAILED"}
-    if record.error_type == ErrorType.TIMEOUT:
-        return GatewayTimeout(message, extra=extra)
-    if record.error_type in (ErrorType.ENGINE, ErrorType.WORKER_LOST):
-        return EngineFailed(message, extra=extra)
-    return UnprocessableRequest(message, extra=extra)
+    kind: type[ServiceError] = UnprocessableRequest
+    if record.error_type == ErrorType.POLICY:
+        kind = ContentBlocked
+    elif record.error_type == ErrorType.TIMEOUT:
+        kind = GatewayTimeout
+    elif record.error_type in (ErrorType.ENGINE, ErrorType.WORKER_LOST):
+        kind = EngineFailed
+    return kind(message, extra=extra, headers=cost_headers(record))
+
+
+def refuse_if_failed(record: JobRecord) -> None:
+    """Before a stream starts: a job that is already FAILED (its input was blocked) is
+    answered with its error, not with a stream that only carries it."""
+    if record.status is Status.FAILED:
+        raise failure_error(record)
 
 
 def ended_result(record: JobRecord) -> dict[str, Any]:

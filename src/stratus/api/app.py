@@ -9,6 +9,8 @@ from fastapi import FastAPI
 
 from stratus.api import _errors, health
 from stratus.api._middleware import RequestIdMiddleware
+from stratus.api.account.router import router as account_router
+from stratus.api.admin.router import router as admin_router
 from stratus.api.anthropic.router import router as anthropic_router
 from stratus.api.openai.router import router as openai_router
 from stratus.api.segmind.router import router as segmind_router
@@ -27,6 +29,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="Stratus", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     app.include_router(health.router)
+    app.include_router(admin_router)
+    app.include_router(account_router)
     app.include_router(anthropic_router)  # these before /v1/{model}, which would match them
     app.include_router(openai_router)
     app.include_router(segmind_router)

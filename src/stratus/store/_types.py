@@ -25,6 +25,7 @@ class ErrorType(enum.StrEnum):
     TIMEOUT = "timeout"
     ENGINE = "engine_error"
     WORKER_LOST = "worker_lost"
+    POLICY = "content_policy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ class NewJob:
     request: dict[str, Any]
     idempotency_key: str | None = None
     body_hash: str | None = None
+    blocked: str | None = None  # the content policy's error: the job starts FAILED
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,7 +111,7 @@ class SqliteJobStore:
 
     async def submit(self, job: NewJob) -> tuple[JobRecord, bool]:
         record, created = await self._db.write(self._submit, job, time.time())
-        if created:
+        if created and not job.blocked:
             self._notify.work_available()
         return record, created
 
@@ -133,11 +133,14 @@ class SqliteJobStore:
                 "INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
                 (job.account_id, job.idempotency_key, job.body_hash, job.id, now),
             )
+        ended = (Status.FAILED.value, job.blocked, ErrorType.POLICY.value, now,
+                 now + self._result_ttl) if job.blocked else (Status.QUEUED.value,) + (None,) * 4
         conn.execute(
-            "INSERT INTO jobs (id, account_id, model, requested_model, status, request, "
-            "created_at) VALUES (?, ?, ?, ?, 'QUEUED', ?, ?)",
+            "INSERT INTO jobs (id, account_id, model, requested_model, request, created_at, "
+            "status, error, error_type, completed_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job.id, job.account_id, job.model, job.requested_model,
-             json.dumps(job.request, separators=(",", ":")), now),
+             json.dumps(job.request, separators=(",", ":")), now, *ended),
         )
         record = _fetch(conn, job.id, now)
         assert record is not None

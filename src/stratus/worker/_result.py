@@ -28,11 +28,6 @@ def message_body(job_id: str, text: str, finished: Finished, model: str) -> dict
     }
 
 
-def cost_usd(model: ModelConfig, input_tokens: int, output_tokens: int) -> float:
-    return round((input_tokens * model.price_input + output_tokens * model.price_output)
-                 / 1_000_000, 10)
-
-
 def metrics(model: ModelConfig, finished: Finished, queue_s: float, inference_s: float,
             first_token_s: float) -> dict[str, Any]:
     """``ttft_ms``: from the start of inference to the first text (queue time excluded)."""
@@ -44,5 +39,5 @@ def metrics(model: ModelConfig, finished: Finished, queue_s: float, inference_s:
         "output_tokens": finished.output_tokens,
         "output_tokens_per_s": round(finished.output_tokens / inference_s, 3)
         if inference_s > 0 else None,
-        "cost": cost_usd(model, finished.input_tokens, finished.output_tokens),
+        "cost": model.cost_usd(finished.input_tokens, finished.output_tokens),
     }

@@ -16,6 +16,8 @@ import uuid
 
 from stratus.engines import Finished, GenerationRequest, TextDelta
 from stratus.models import ModelRegistry, ModelSpec
+from stratus.outcomes import Outcomes
+from stratus.policy import ContentPolicy
 from stratus.store import Claim, ErrorType, JobStore, Status
 from stratus.streams import TokenBus
 from stratus.worker._events import Completed, Failed, Lost, Outcome, Released
@@ -24,13 +26,20 @@ from stratus.worker._result import message_body, metrics
 log = logging.getLogger("stratus.worker")
 
 
+class PolicyBlocked(Exception):
+    """The output matched the content policy: the generation stops there."""
+
+
 class Worker:
     def __init__(self, store: JobStore, models: ModelRegistry, *, lease_seconds: float,
                  sweep_interval: float, worker_id: str | None = None,
-                 bus: TokenBus | None = None) -> None:
+                 bus: TokenBus | None = None, outcomes: Outcomes | None = None,
+                 policy: ContentPolicy | None = None) -> None:
         self.id = worker_id or "worker-" + uuid.uuid4().hex[:12]
         self._bus = bus or TokenBus()
         self._store = store
+        self._outcomes = outcomes
+        self._policy = policy
         self._models = models
         self._heartbeat = max(lease_seconds / 3, 0.05)
         self._sweep_interval = sweep_interval
@@ -79,7 +88,9 @@ class Worker:
             try:
                 now = time.monotonic()
                 if now >= next_sweep:
-                    await self._store.sweep()
+                    report = await self._store.sweep()
+                    if self._outcomes is not None:
+                        await self._outcomes.after_sweep(report)
                     next_sweep = now + self._sweep_interval
                 wait = max(next_sweep - time.monotonic(), 0.0)
                 free = [slug for slug, n in self._inflight.items()
@@ -116,13 +127,18 @@ class Worker:
     async def _run(self, claim: Claim) -> Outcome:
         self._bus.reset(claim.job.id)
         try:
+            if self._outcomes is not None:
+                await self._outcomes.started(claim.job)
             outcome = await self._attempt(claim)
+            ended = False
             if isinstance(outcome, Completed):
-                await self._store.complete(claim, outcome.result, outcome.metrics)
+                ended = await self._store.complete(claim, outcome.result, outcome.metrics)
             elif isinstance(outcome, Failed):
-                await self._store.fail(claim, outcome.error, outcome.error_type)
+                ended = await self._store.fail(claim, outcome.error, outcome.error_type)
             elif isinstance(outcome, Released):
                 await self._store.release(claim)
+            if ended and self._outcomes is not None:
+                await self._outcomes.ended(claim.job.id)
             return outcome
         finally:
             self._bus.close(claim.job.id)
@@ -148,6 +164,8 @@ class Worker:
             if generation.cancelled():
                 return Lost()
             raise
+        except PolicyBlocked as exc:
+            return Failed(str(exc), ErrorType.POLICY)
         except TimeoutError:
             return Failed(
                 f"the request ran past model {spec.slug!r}'s execution timeout of "
@@ -165,11 +183,16 @@ class Worker:
         first_token: float | None = None
         pieces: list[str] = []
         finished: Finished | None = None
+        policy = self._policy if self._policy and self._policy.checks("output") else None
         async with asyncio.timeout(spec.config.execution_timeout):
             async for event in spec.engine.generate(request):
                 if isinstance(event, TextDelta):
                     first_token = first_token or time.time()
                     pieces.append(event.text)
+                    if policy is not None:
+                        blocked = policy.violation("output", ["".join(pieces)])
+                        if blocked is not None:
+                            raise PolicyBlocked(blocked)
                     self._bus.publish(job_id, event.text)
                 else:
                     finished = event

@@ -6,20 +6,18 @@ response carries ``request-id``; errors use Anthropic's shape (``stratus.api._er
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from stratus.accounts import Account
-from stratus.api._auth import require_account
+from stratus.api._auth import CallerDep
 from stratus.api._body import read_body
+from stratus.api._headers import cost_headers
+from stratus.api._outcome import refuse_if_failed
 from stratus.api._sse import message_events
 from stratus.api.anthropic import serving
 from stratus.runtime import Runtime
 
 router = APIRouter()
-AccountDep = Annotated[Account, Depends(require_account)]
 
 
 def _runtime(request: Request) -> Runtime:
@@ -27,23 +25,28 @@ def _runtime(request: Request) -> Runtime:
 
 
 @router.post("/v1/messages")
-async def create_message(request: Request, account: AccountDep) -> Response:
+async def create_message(request: Request, caller: CallerDep) -> Response:
     runtime = _runtime(request)
     raw = await read_body(request, runtime.config.server.max_body_bytes)
-    record, normalized, model = await serving.create(
-        runtime, account, raw, request.state.request_id, request.headers.get("idempotency-key"))
+    admission, normalized, model = await serving.create(
+        runtime, caller, raw, request.state.request_id, request.headers.get("idempotency-key"),
+        request.query_params.get("webhook"))
+    request.state.limits = admission.limits
+    record = admission.record
     headers = {"request-id": record.id, "x-request-id": record.id}
     if normalized.stream:
+        refuse_if_failed(record)
         return StreamingResponse(
             message_events(runtime, record, model, normalized.input_tokens),
             media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
     record = await runtime.wait_until_ended(record, runtime.config.server.sync_timeout)
-    return JSONResponse(serving.message_of(record), headers=headers)
+    message = serving.message_of(record)
+    return JSONResponse(message, headers={**headers, **cost_headers(record)})
 
 
 @router.post("/v1/messages/count_tokens")
-async def count_tokens(request: Request, account: AccountDep) -> JSONResponse:
+async def count_tokens(request: Request, caller: CallerDep) -> JSONResponse:
     runtime = _runtime(request)
     raw = await read_body(request, runtime.config.server.max_body_bytes)
     rid = request.state.request_id
-    return JSONResponse(serving.count_tokens(runtime, raw), headers={"request-id": rid})
+    return JSONResponse(serving.count_tokens(runtime, caller, raw), headers={"request-id": rid})

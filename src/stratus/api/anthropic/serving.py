@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stratus.accounts import Account
+from stratus.accounts import Caller
 from stratus.api._outcome import ended_result
 from stratus.normalize import (
     Normalized,
@@ -18,20 +18,21 @@ from stratus.normalize import (
     parse_model,
 )
 from stratus.protocol.messages import AnthropicMessagesRequest, CountTokensRequest
-from stratus.runtime import Runtime
+from stratus.runtime import Admission, Runtime
 from stratus.store import JobRecord
 
 
-async def create(runtime: Runtime, account: Account, raw: bytes, request_id: str,
-                 idempotency_key: str | None) -> tuple[JobRecord, Normalized, str]:
-    """The queued job, the checked request, and the model name as the client wrote it."""
+async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
+                 idempotency_key: str | None,
+                 webhook: str | None) -> tuple[Admission, Normalized, str]:
+    """The admitted job, the checked request, and the model name as the client wrote it."""
     data = parse_json(raw)
     body = parse_model(data, AnthropicMessagesRequest)
     spec = runtime.models.resolve(body.model)
     normalized = normalize(body.as_messages_request(), spec)
-    record, _ = await runtime.submit(account, spec, body.model, normalized, request_id,
-                                     idempotency_key, data)
-    return record, normalized, body.model
+    admission = await runtime.submit(caller, spec, body.model, normalized, request_id,
+                                     idempotency_key, data, webhook)
+    return admission, normalized, body.model
 
 
 def message_of(record: JobRecord) -> dict[str, Any]:
@@ -39,7 +40,8 @@ def message_of(record: JobRecord) -> dict[str, Any]:
     return ended_result(record)
 
 
-def count_tokens(runtime: Runtime, raw: bytes) -> dict[str, int]:
+def count_tokens(runtime: Runtime, caller: Caller, raw: bytes) -> dict[str, int]:
     body = parse_model(parse_json(raw), CountTokensRequest)
     spec = runtime.models.resolve(body.model)
+    runtime.check_scope(caller.key, spec, body.model)
     return {"input_tokens": count_input_tokens(body.as_messages_request(), spec)}

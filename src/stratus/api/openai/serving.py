@@ -6,23 +6,23 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from stratus.accounts import Account
+from stratus.accounts import Caller
 from stratus.api._errors import openai_error_body
 from stratus.api._follow import Ended, Text, follow
 from stratus.api._outcome import ended_result, failure_error, result_text
 from stratus.errors import InvalidRequest, NotFound
 from stratus.normalize import Normalized, normalize, parse_json, parse_model
 from stratus.protocol.openai import ChatCompletionRequest
-from stratus.runtime import Runtime
+from stratus.runtime import Admission, Runtime
 from stratus.store import JobRecord, Status
 
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
           "tool_use": "tool_calls"}
 
 
-async def create(runtime: Runtime, account: Account, raw: bytes, request_id: str,
-                 idempotency_key: str | None) -> tuple[JobRecord, Normalized,
-                                                        ChatCompletionRequest]:
+async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
+                 idempotency_key: str | None,
+                 webhook: str | None) -> tuple[Admission, Normalized, ChatCompletionRequest]:
     data = parse_json(raw)
     body = parse_model(data, ChatCompletionRequest)
     if body.n not in (None, 1):
@@ -35,9 +35,9 @@ async def create(runtime: Runtime, account: Account, raw: bytes, request_id: str
         update={"temperature": body.temperature, "seed": body.seed})
     normalized = Normalized(request=request, input_tokens=normalized.input_tokens,
                             stream=bool(body.stream))
-    record, _ = await runtime.submit(account, spec, body.model, normalized, request_id,
-                                     idempotency_key, data)
-    return record, normalized, body
+    admission = await runtime.submit(caller, spec, body.model, normalized, request_id,
+                                     idempotency_key, data, webhook)
+    return admission, normalized, body
 
 
 def _usage(result: dict[str, Any]) -> dict[str, int]:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
-from stratus.accounts import Account
+from stratus.accounts import Caller
 from stratus.api._outcome import failure_error
 from stratus.errors import (
     InvalidRequest,
@@ -16,22 +15,15 @@ from stratus.protocol.jobs import (
     ModelCard,
     ModelList,
     ResultResponse,
-    StatusResponse,
     SubmitResponse,
     TimeoutResponse,
 )
 from stratus.protocol.messages import MessagesRequest
-from stratus.runtime import Runtime
+from stratus.runtime import Admission, Runtime, may_use
 from stratus.store import JobRecord, Status
+from stratus.views import status_body
 
 MAX_LONG_POLL = 60.0
-
-
-def iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
 
 
 class Links:
@@ -50,9 +42,9 @@ class Links:
         return f"{self.base}/v2/requests/{job_id}/cancel"
 
 
-async def submit(runtime: Runtime, account: Account, model: str, raw: bytes,
-                 request_id: str, idempotency_key: str | None,
-                 can_stream: bool) -> tuple[JobRecord, Normalized]:
+async def submit(runtime: Runtime, caller: Caller, model: str, raw: bytes,
+                 request_id: str, idempotency_key: str | None, can_stream: bool,
+                 webhook: str | None) -> tuple[Admission, Normalized]:
     spec = runtime.models.resolve(model)
     data = parse_json(raw)
     body = parse_model(data, MessagesRequest)
@@ -61,9 +53,9 @@ async def submit(runtime: Runtime, account: Account, model: str, raw: bytes,
         raise InvalidRequest(
             "stream=true is for POST /v1/{model} and POST /v1/messages; a queued request "
             "is followed with GET /v2/requests/{id}/status")
-    record, _ = await runtime.submit(account, spec, model, normalized, request_id,
-                                     idempotency_key, data)
-    return record, normalized
+    admission = await runtime.submit(caller, spec, model, normalized, request_id,
+                                     idempotency_key, data, webhook)
+    return admission, normalized
 
 
 def submit_body(record: JobRecord, links: Links) -> dict[str, Any]:
@@ -74,19 +66,6 @@ def submit_body(record: JobRecord, links: Links) -> dict[str, Any]:
         response_url=links.response(record.id),
         cancel_url=links.cancel(record.id),
         queue_position=record.queue_position,
-    ).model_dump(exclude_none=True)
-
-
-def status_body(record: JobRecord) -> dict[str, Any]:
-    return StatusResponse(
-        request_id=record.id,
-        status=record.status.value,
-        queue_position=record.queue_position,
-        created_at=iso(record.created_at) or "",
-        started_at=iso(record.started_at),
-        completed_at=iso(record.completed_at),
-        error=record.error,
-        error_type=record.error_type,
     ).model_dump(exclude_none=True)
 
 
@@ -137,10 +116,13 @@ def sync_outcome(record: JobRecord, links: Links) -> tuple[int, dict[str, Any]]:
     ).model_dump()
 
 
-def model_list(runtime: Runtime) -> dict[str, Any]:
+def model_list(runtime: Runtime, caller: Caller) -> dict[str, Any]:
+    """The models this caller's key may use."""
     cards = []
     for spec in runtime.models:
         cfg = spec.config
+        if not may_use(caller.key, cfg):
+            continue
         cards.append(ModelCard(
             slug=cfg.slug,
             aliases=list(cfg.aliases),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -24,3 +25,8 @@ def same_hash(a: str, b: str) -> bool:
 def display_prefix(secret: str) -> str:
     """What listings show of a key: enough to recognise it, not enough to use it."""
     return secret[: len(KEY_PREFIX) + 4] + "…"
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks signing secret: ``whsec_`` and 24 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()

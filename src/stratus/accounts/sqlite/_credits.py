@@ -1,0 +1,81 @@
+"""The credits ledger: grants, settings and charges, each with the balance it left.
+
+Every change to a balance is one transaction that also writes its ledger line, so the
+ledger always explains the balance. Reservations are a running total on the account
+(``reserved``), backed by the ``reserved`` column of each open request.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from stratus.accounts._types import Account, to_usd
+from stratus.accounts.sqlite._keys import fetch_account
+from stratus.errors import InsufficientCredits, InvalidRequest
+
+
+def ledger(conn: sqlite3.Connection, account_id: str, kind: str, amount: int | None,
+           now: float, *, request_id: str | None = None, note: str = "") -> None:
+    balance = conn.execute("SELECT balance FROM accounts WHERE id = ?",
+                           (account_id,)).fetchone()["balance"]
+    conn.execute(
+        "INSERT INTO credit_ledger (account_id, request_id, kind, amount, balance_after, "
+        "note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (account_id, request_id, kind, amount, balance, note, now))
+
+
+def add(conn: sqlite3.Connection, name: str, amount: int, note: str, now: float) -> Account:
+    account = fetch_account(conn, name=name)
+    if account.balance is None:
+        raise InvalidRequest(
+            f"account {name!r} has unlimited credits: give it a balance with "
+            "`stratus credits set` (or PUT /v1/admin/accounts/{name}/credits) first")
+    if account.balance + amount < 0:
+        raise InvalidRequest(
+            f"account {name!r} has ${to_usd(account.balance):.6f}: taking "
+            f"${to_usd(-amount):.6f} would leave it below zero")
+    conn.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?",
+                 (amount, account.id))
+    ledger(conn, account.id, "grant", amount, now, note=note)
+    return fetch_account(conn, account_id=account.id)
+
+
+def set_balance(conn: sqlite3.Connection, name: str, balance: int | None, note: str,
+                now: float) -> Account:
+    account = fetch_account(conn, name=name)
+    if balance is not None and balance < 0:
+        raise InvalidRequest("a balance must not be negative")
+    conn.execute("UPDATE accounts SET balance = ? WHERE id = ?", (balance, account.id))
+    ledger(conn, account.id, "set", balance, now, note=note)
+    return fetch_account(conn, account_id=account.id)
+
+
+def reserve(conn: sqlite3.Connection, account_id: str, amount: int, note: str) -> None:
+    """Hold ``amount`` for a request, or refuse it if the available credits fall short."""
+    account = fetch_account(conn, account_id=account_id)
+    available = account.available
+    if available is not None and available < amount:
+        raise InsufficientCredits(
+            f"insufficient credits: this request may cost up to ${to_usd(amount):.6f} "
+            f"({note}) but account {account.name!r} has ${to_usd(max(available, 0)):.6f} "
+            "available: lower max_tokens, or ask an admin to add credits",
+            extra={"credits_available": to_usd(max(available, 0)),
+                   "credits_required": to_usd(amount)})
+    conn.execute("UPDATE accounts SET reserved = reserved + ? WHERE id = ?",
+                 (amount, account_id))
+
+
+def settle(conn: sqlite3.Connection, account_id: str, reserved: int, cost: int,
+           request_id: str, now: float) -> int:
+    """Free a request's reservation and charge what it cost, never more than it reserved nor
+    than the balance holds. Returns the charge."""
+    row = conn.execute("SELECT balance FROM accounts WHERE id = ?", (account_id,)).fetchone()
+    charge = min(cost, reserved)
+    if row["balance"] is not None:
+        charge = min(charge, row["balance"])
+    conn.execute(
+        "UPDATE accounts SET reserved = MAX(reserved - ?, 0), balance = balance - ? "
+        "WHERE id = ?", (reserved, charge, account_id))
+    if charge > 0:
+        ledger(conn, account_id, "charge", -charge, now, request_id=request_id)
+    return charge

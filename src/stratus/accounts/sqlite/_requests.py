@@ -1,0 +1,128 @@
+"""Request history, and the opening and closing of a request's credits."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from stratus.accounts._types import HistoryQuery, Opening, RequestEntry, to_nano
+from stratus.accounts.sqlite import _credits
+from stratus.store import ErrorType, JobRecord, Status
+
+_ENTRY_COLUMNS = ", ".join(RequestEntry.__slots__)  # type: ignore[attr-defined]
+_OPEN = "completed_at IS NULL"
+
+
+def _entry(row: sqlite3.Row) -> RequestEntry:
+    return RequestEntry(**{name: row[name] for name in row.keys()})  # noqa: SIM118
+
+
+def open_request(conn: sqlite3.Connection, opening: Opening, now: float) -> None:
+    _credits.reserve(conn, opening.account_id, opening.reserve, opening.reserve_note)
+    conn.execute(
+        "INSERT INTO requests (id, account_id, key_id, model, slug, status, created_at, "
+        "reserved, webhook_url) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, "
+        "COALESCE(?, (SELECT webhook_url FROM accounts WHERE id = ?)))",
+        (opening.request_id, opening.account_id, opening.key_id, opening.model, opening.slug,
+         now, opening.reserve, opening.webhook_url, opening.account_id))
+
+
+def discard_request(conn: sqlite3.Connection, request_id: str) -> None:
+    row = conn.execute(f"SELECT account_id, reserved FROM requests WHERE id = ? AND {_OPEN}",
+                       (request_id,)).fetchone()
+    if row is None:
+        return
+    conn.execute("UPDATE accounts SET reserved = MAX(reserved - ?, 0) WHERE id = ?",
+                 (row["reserved"], row["account_id"]))
+    conn.execute("DELETE FROM requests WHERE id = ?", (request_id,))
+
+
+def start_request(conn: sqlite3.Connection, request_id: str, at: float) -> None:
+    conn.execute(f"UPDATE requests SET status = 'PROCESSING', started_at = ? "
+                 f"WHERE id = ? AND {_OPEN}", (at, request_id))
+
+
+def close_request(conn: sqlite3.Connection, record: JobRecord, payload: str,
+                  now: float) -> bool:
+    row = conn.execute(
+        f"SELECT account_id, reserved, webhook_url FROM requests WHERE id = ? AND {_OPEN}",
+        (record.id,)).fetchone()
+    if row is None:
+        return False  # closed before (or never opened): charged at most once
+    cost = 0
+    metrics = record.metrics or {}
+    if record.status is Status.COMPLETED:
+        cost = _credits.settle(conn, row["account_id"], row["reserved"],
+                               to_nano(metrics.get("cost", 0.0)), record.id, now)
+    else:
+        _credits.settle(conn, row["account_id"], row["reserved"], 0, record.id, now)
+    ended = record.completed_at or now
+    webhook = row["webhook_url"] is not None
+    conn.execute(
+        "UPDATE requests SET status = ?, started_at = ?, completed_at = ?, cost = ?, "
+        "input_tokens = ?, output_tokens = ?, latency_ms = ?, error = ?, error_type = ?, "
+        "webhook_status = ?, webhook_payload = ?, webhook_next_at = ? WHERE id = ?",
+        (record.status.value, record.started_at, ended, cost, metrics.get("input_tokens"),
+         metrics.get("output_tokens"), round((ended - record.created_at) * 1000, 3),
+         record.error, record.error_type, "pending" if webhook else None,
+         payload if webhook else None, ended if webhook else None, record.id))
+    return webhook
+
+
+def abandon_request(conn: sqlite3.Connection, request_id: str, error: str,
+                    now: float) -> bool:
+    row = conn.execute(f"SELECT account_id, reserved FROM requests WHERE id = ? AND {_OPEN}",
+                       (request_id,)).fetchone()
+    if row is None:
+        return False
+    _credits.settle(conn, row["account_id"], row["reserved"], 0, request_id, now)
+    conn.execute(
+        "UPDATE requests SET status = 'FAILED', completed_at = ?, cost = 0, error = ?, "
+        "error_type = ? WHERE id = ?", (now, error, ErrorType.WORKER_LOST.value, request_id))
+    return True
+
+
+def open_requests(conn: sqlite3.Connection, older_than: float, limit: int) -> list[str]:
+    rows = conn.execute(
+        f"SELECT id FROM requests WHERE {_OPEN} AND created_at < ? ORDER BY created_at "
+        "LIMIT ?", (older_than, limit))
+    return [row["id"] for row in rows]
+
+
+def get(conn: sqlite3.Connection, account_id: str, request_id: str) -> RequestEntry | None:
+    row = conn.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM requests WHERE id = ? AND account_id = ?",
+        (request_id, account_id)).fetchone()
+    return _entry(row) if row else None
+
+
+def history(conn: sqlite3.Connection, account_id: str,
+            query: HistoryQuery) -> tuple[list[RequestEntry], bool]:
+    where, args = ["account_id = ?"], [account_id]
+    if query.status is not None:
+        where.append("status = ?")
+        args.append(query.status)
+    if query.model is not None:
+        where.append("(model = ? OR slug = ?)")
+        args += [query.model, query.model]
+    if query.since is not None:
+        where.append("created_at >= ?")
+        args.append(query.since)
+    if query.until is not None:
+        where.append("created_at < ?")
+        args.append(query.until)
+    if query.after_id is not None:
+        where.append("seq < COALESCE((SELECT seq FROM requests WHERE id = ? AND "
+                     "account_id = ?), -1)")
+        args += [query.after_id, account_id]
+    rows = conn.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM requests WHERE {' AND '.join(where)} "
+        "ORDER BY seq DESC LIMIT ?", (*args, query.limit + 1)).fetchall()
+    return [_entry(row) for row in rows[: query.limit]], len(rows) > query.limit
+
+
+def sweep(conn: sqlite3.Connection, before: float) -> int:
+    """Drop ended requests created before ``before`` (open ones keep their reservation)."""
+    old = "created_at < ? AND completed_at IS NOT NULL"
+    conn.execute(f"DELETE FROM webhook_attempts WHERE request_id IN "
+                 f"(SELECT id FROM requests WHERE {old})", (before,))
+    return conn.execute(f"DELETE FROM requests WHERE {old}", (before,)).rowcount

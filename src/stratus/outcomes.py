@@ -1,0 +1,74 @@
+"""What happens once a job has started or ended, whoever ended it: its history is kept up to
+date and, at its end, its credits are settled and its webhook queued, exactly once.
+
+The worker, a cancel, and the store's sweep each report the jobs they end. The job store and
+the accounts store are separate (Redis and Postgres at scale), so a process that dies between
+ending a job and settling it leaves the request open; :meth:`Outcomes.reconcile` finds such
+requests and settles them from the job, or releases them if the job is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from stratus.accounts import Accounts
+from stratus.store import JobRecord, JobStore, SweepReport
+from stratus.views import status_body
+
+log = logging.getLogger("stratus.outcomes")
+
+RECONCILE_AFTER = 60.0  # seconds a request may stay open before its job is looked at
+RECONCILE_BATCH = 200
+
+
+class Outcomes:
+    def __init__(self, store: JobStore, accounts: Accounts,
+                 on_webhook: Callable[[], None] = lambda: None) -> None:
+        self._store = store
+        self._accounts = accounts
+        self._on_webhook = on_webhook
+        self._next_reconcile = 0.0
+
+    async def started(self, record: JobRecord) -> None:
+        await self._accounts.start_request(record.id, record.started_at or time.time())
+
+    async def ended(self, job_id: str) -> None:
+        record = await self._store.get(job_id)
+        if record is not None and record.status.is_terminal():
+            await self.settle(record)
+
+    async def settle(self, record: JobRecord) -> None:
+        payload = json.dumps(status_body(record), separators=(",", ":"))
+        if await self._accounts.close_request(record, payload):
+            self._on_webhook()
+
+    async def after_sweep(self, report: SweepReport) -> None:
+        """Settle the jobs a store sweep failed, drop history past its retention, and now
+        and then reconcile."""
+        for job_id in report.failed:
+            await self.ended(job_id)
+        now = time.time()
+        await self._accounts.sweep(now)
+        if now >= self._next_reconcile:
+            self._next_reconcile = now + RECONCILE_AFTER
+            await self.reconcile(now)
+
+    async def reconcile(self, now: float | None = None) -> int:
+        """Settle requests left open by a process that died; returns how many it closed."""
+        now = time.time() if now is None else now
+        closed = 0
+        for request_id in await self._accounts.open_requests(now - RECONCILE_AFTER,
+                                                             RECONCILE_BATCH):
+            record = await self._store.get(request_id)
+            if record is None:
+                closed += await self._accounts.abandon_request(
+                    request_id, "the request was lost before it ran; it was not charged")
+            elif record.status.is_terminal():
+                await self.settle(record)
+                closed += 1
+        if closed:
+            log.info("settled %d requests left open", closed)
+        return closed

@@ -1,0 +1,58 @@
+"""Token buckets per key: bursts up to the minute's limit, then the steady rate."""
+
+from __future__ import annotations
+
+import pytest
+
+from stratus.errors import InvalidRequest, RateLimited
+from stratus.limits import RateLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_requests_per_minute_burst_then_refill() -> None:
+    clock = Clock()
+    limiter = RateLimiter(clock)
+    for left in (2, 1, 0):
+        state = limiter.admit("k", requests_per_minute=3, tokens_per_minute=None, tokens=10)
+        assert state.requests.remaining == left and state.tokens is None
+    with pytest.raises(RateLimited) as refused:
+        limiter.admit("k", requests_per_minute=3, tokens_per_minute=None, tokens=10)
+    # one request comes back every 20 s at 3 per minute
+    assert refused.value.retry_after == pytest.approx(20.0)
+    assert refused.value.headers["Retry-After"] == "20"
+    assert refused.value.limits.requests.remaining == 0
+    clock.now += 20
+    assert limiter.admit("k", requests_per_minute=3, tokens_per_minute=None,
+                         tokens=10).requests.remaining == 0
+    # another key has its own bucket
+    assert limiter.admit("other", requests_per_minute=3, tokens_per_minute=None,
+                         tokens=10).requests.remaining == 2
+
+
+def test_tokens_per_minute_and_refusal_charges_nothing() -> None:
+    clock = Clock()
+    limiter = RateLimiter(clock)
+    state = limiter.admit("k", requests_per_minute=10, tokens_per_minute=100, tokens=70)
+    assert (state.requests.remaining, state.tokens.remaining) == (9, 30)
+    assert state.tokens.reset == pytest.approx(42.0)  # 70 tokens back at 100/60 a second
+    with pytest.raises(RateLimited, match="tokens per minute") as refused:
+        limiter.admit("k", requests_per_minute=10, tokens_per_minute=100, tokens=50)
+    assert refused.value.retry_after == pytest.approx(12.0)
+    # the refused request took no request from the other bucket
+    state = limiter.admit("k", requests_per_minute=10, tokens_per_minute=100, tokens=30)
+    assert (state.requests.remaining, state.tokens.remaining) == (8, 0)
+
+
+def test_unlimited_key_and_a_request_bigger_than_the_limit() -> None:
+    limiter = RateLimiter(Clock())
+    assert limiter.admit("k", requests_per_minute=None, tokens_per_minute=None,
+                         tokens=10**9) is None
+    with pytest.raises(InvalidRequest, match="lower max_tokens"):
+        limiter.admit("k", requests_per_minute=None, tokens_per_minute=100, tokens=101)

@@ -1,0 +1,74 @@
+"""Settling ended jobs: once, and also when the process died before it could."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from stratus._sqlite import SqliteDB
+from stratus.accounts import NANO, Opening, SqliteAccounts
+from stratus.outcomes import RECONCILE_AFTER, Outcomes
+from stratus.store import NewJob, SqliteJobStore, Status
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def parts(tmp_path: Path):
+    db = SqliteDB(tmp_path / "s.db")
+    store, accounts = SqliteJobStore(db), SqliteAccounts(db)
+    webhooks: list[bool] = []
+    yield store, accounts, Outcomes(store, accounts, on_webhook=lambda: webhooks.append(True))
+    db.close()
+
+
+async def open_job(store, accounts, account_id: str, job_id: str, webhook: str | None = None):
+    await accounts.open_request(Opening(
+        request_id=job_id, account_id=account_id, key_id="key_x", model="echo", slug="echo",
+        reserve=NANO // 10, reserve_note="test", webhook_url=webhook))
+    await store.submit(NewJob(id=job_id, account_id=account_id, model="echo",
+                              requested_model="echo", request={}))
+
+
+async def test_reconcile_settles_what_a_dead_process_left_open(parts) -> None:
+    store, accounts, outcomes = parts
+    key, _ = await accounts.create_key("team", credits=NANO)
+    team = key.account_id
+    await open_job(store, accounts, team, "done", webhook="http://example.com/hook")
+    await open_job(store, accounts, team, "running")
+    claim = await store.claim(["echo"], "w1")
+    # the process completed the job, then died before settling it
+    await store.complete(claim, {"content": []}, {"cost": 0.03, "input_tokens": 1,
+                                                  "output_tokens": 2})
+    # and another request was reserved but never queued
+    await accounts.open_request(Opening(request_id="never-queued", account_id=team,
+                                        key_id="key_x", model="echo", slug="echo",
+                                        reserve=NANO // 10, reserve_note="test"))
+    assert await outcomes.reconcile() == 0  # too recent to judge
+    assert await outcomes.reconcile(time.time() + RECONCILE_AFTER + 1) == 2
+    account = await accounts.account("team")
+    assert account.balance == NANO - 30_000_000
+    assert account.reserved == NANO // 10  # "running" is still queued: still held
+    assert (await accounts.request(team, "done")).webhook_status == "pending"
+    lost = await accounts.request(team, "never-queued")
+    assert lost.status == "FAILED" and lost.cost == 0
+    # settling again changes nothing
+    await outcomes.ended("done")
+    assert (await accounts.account("team")).balance == NANO - 30_000_000
+
+
+async def test_started_then_cancelled(parts) -> None:
+    store, accounts, outcomes = parts
+    key, _ = await accounts.create_key("team", credits=NANO)
+    await open_job(store, accounts, key.account_id, "j")
+    claim = await store.claim(["echo"], "w1")
+    await outcomes.started(claim.job)
+    assert (await accounts.request(key.account_id, "j")).status == "PROCESSING"
+    record, _ = await store.cancel("j")
+    await outcomes.settle(record)
+    entry = await accounts.request(key.account_id, "j")
+    assert (entry.status, entry.error, entry.cost) == ("FAILED", "cancelled", 0)
+    assert (await accounts.account("team")).reserved == 0
+    assert record.status is Status.FAILED
