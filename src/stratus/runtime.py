@@ -44,6 +44,30 @@ def may_use(key: ApiKey, model: ModelConfig) -> bool:
     return allowed is None or not {model.slug, *model.aliases}.isdisjoint(allowed)
 
 
+def _body_hash(idempotency_key: str | None, requested_model: str, body: Any) -> str | None:
+    """What an idempotency key is bound to: the model as requested and the body."""
+    if idempotency_key is None:
+        return None
+    if not 1 <= len(idempotency_key) <= 255:
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
+    canonical = json.dumps([requested_model, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _opening(caller: Caller, spec: ModelSpec, job: NewJob, normalized: Normalized,
+             webhook: str | None) -> Opening:
+    """The request's history row, holding its worst case: input + max_tokens at the
+    model's prices (nothing for a request the policy blocked)."""
+    cfg, max_tokens = spec.config, normalized.request.max_tokens
+    worst = 0.0 if job.blocked else cfg.cost_usd(normalized.input_tokens, max_tokens)
+    return Opening(
+        request_id=job.id, account_id=caller.account.id, key_id=caller.key.id,
+        model=job.requested_model, slug=spec.slug, reserve=to_nano(worst),
+        reserve_note=(f"{normalized.input_tokens} input tokens + max_tokens {max_tokens} at "
+                      f"${cfg.price_input:g} / ${cfg.price_output:g} per million"),
+        webhook_url=webhook)
+
+
 @dataclass
 class Runtime:
     config: Config
@@ -127,25 +151,12 @@ class Runtime:
         if webhook is not None:
             webhook = await check_url(webhook,
                                       allow_private=self.config.webhooks.allow_private)
-        body_hash = None
-        if idempotency_key is not None:
-            if not 1 <= len(idempotency_key) <= 255:
-                raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
-            canonical = json.dumps([requested_model, body], sort_keys=True,
-                                   separators=(",", ":"))
-            body_hash = hashlib.sha256(canonical.encode()).hexdigest()
-        cfg = spec.config
-        worst = 0.0 if blocked else cfg.cost_usd(normalized.input_tokens, request.max_tokens)
-        await self.accounts.open_request(Opening(
-            request_id=request_id, account_id=caller.account.id, key_id=key.id,
-            model=requested_model, slug=spec.slug, reserve=to_nano(worst),
-            reserve_note=(f"{normalized.input_tokens} input tokens + max_tokens "
-                          f"{request.max_tokens} at ${cfg.price_input:g} / "
-                          f"${cfg.price_output:g} per million"),
-            webhook_url=webhook))
         job = NewJob(id=request_id, account_id=caller.account.id, model=spec.slug,
                      requested_model=requested_model, request=request.model_dump(mode="json"),
-                     idempotency_key=idempotency_key, body_hash=body_hash, blocked=blocked)
+                     idempotency_key=idempotency_key,
+                     body_hash=_body_hash(idempotency_key, requested_model, body),
+                     blocked=blocked)
+        await self.accounts.open_request(_opening(caller, spec, job, normalized, webhook))
         try:
             record, created = await self.store.submit(job)
         except IdempotencyConflict as exc:
@@ -156,13 +167,19 @@ class Runtime:
                 extra={"request_id": exc.job_id},
             ) from None
         except BaseException:
-            await asyncio.shield(self.accounts.discard_request(request_id))
+            await asyncio.shield(self._undo_open(request_id))
             raise
         if not created:
             await self.accounts.discard_request(request_id)
         elif record.status.is_terminal():
             await self.outcomes.settle(record)
         return Admission(record, limits)
+
+    async def _undo_open(self, request_id: str) -> None:
+        """The submit failed or was interrupted: forget the request unless its job was
+        queued after all (then it is settled when the job ends, like any other)."""
+        if await self.store.get(request_id) is None:
+            await self.accounts.discard_request(request_id)
 
     def check_scope(self, key: ApiKey, spec: ModelSpec, requested_model: str) -> None:
         if not may_use(key, spec.config):

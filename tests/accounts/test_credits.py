@@ -17,13 +17,6 @@ from stratus.store import JobRecord, Status
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def accounts(tmp_path: Path):
-    db = SqliteDB(tmp_path / "a.db")
-    yield SqliteAccounts(db)
-    db.close()
-
-
 def opening(account_id: str, request_id: str, reserve: int, webhook: str | None = None
             ) -> Opening:
     return Opening(request_id=request_id, account_id=account_id, key_id="key_x",

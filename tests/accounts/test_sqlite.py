@@ -5,18 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from stratus._sqlite import SqliteDB
-from stratus.accounts import SqliteAccounts
 from stratus.errors import AuthenticationFailed, InvalidRequest, NotFound
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def accounts(tmp_path: Path):
-    db = SqliteDB(tmp_path / "a.db")
-    yield SqliteAccounts(db)
-    db.close()
 
 
 async def test_keys_authenticate_to_their_account(accounts) -> None:
