@@ -36,6 +36,8 @@ def test_cost_is_reported_and_charged(api: httpx.Client, server: ServerProcess) 
         result = client.get(f"/v2/requests/{rid}")
         assert result.json()["metrics"]["cost"] == pytest.approx(COST)
         assert float(result.headers["x-request-cost"]) == pytest.approx(COST)
+        status = client.get(f"/v2/requests/{rid}/status")
+        assert float(status.headers["x-request-cost"]) == pytest.approx(COST)
         # the Anthropic and OpenAI surfaces say it too
         message = client.post("/v1/messages", json={"model": "echo-priced", "max_tokens": 10,
                                                     **PROMPT})

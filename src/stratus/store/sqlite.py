@@ -133,14 +133,17 @@ class SqliteJobStore:
                 "INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
                 (job.account_id, job.idempotency_key, job.body_hash, job.id, now),
             )
-        ended = (Status.FAILED.value, job.blocked, ErrorType.POLICY.value, now,
-                 now + self._result_ttl) if job.blocked else (Status.QUEUED.value,) + (None,) * 4
+        if job.blocked:  # ends before it runs: FAILED, kept like any ended job
+            state = (Status.FAILED.value, job.blocked, ErrorType.POLICY.value, now,
+                     now + self._result_ttl)
+        else:
+            state = (Status.QUEUED.value, None, None, None, None)
         conn.execute(
             "INSERT INTO jobs (id, account_id, model, requested_model, request, created_at, "
             "status, error, error_type, completed_at, expires_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job.id, job.account_id, job.model, job.requested_model,
-             json.dumps(job.request, separators=(",", ":")), now, *ended),
+             json.dumps(job.request, separators=(",", ":")), now, *state),
         )
         record = _fetch(conn, job.id, now)
         assert record is not None

@@ -86,6 +86,9 @@ class Dispatcher:
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            # its lease lapses and the delivery is tried again
+            log.error("webhook delivery failed unexpectedly", exc_info=task.exception())
 
     async def _deliver(self, delivery: Delivery) -> None:
         attempt = delivery.attempts + 1

@@ -72,7 +72,8 @@ async def status(request_id: str, request: Request, caller: CallerDep,
     timeout = serving.parse_wait(wait)
     record = await runtime.job_for(caller.account, request_id)
     record = await runtime.wait_for_change(record, timeout)
-    return JSONResponse(serving.status_body(record), status_code=serving.status_code_of(record))
+    return JSONResponse(serving.status_body(record), status_code=serving.status_code_of(record),
+                        headers=cost_headers(record))
 
 
 @router.get("/v2/requests/{request_id}/stream")
