@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from stratus._sqlite import SqliteDB
+from stratus.accounts import HistoryQuery
 from stratus.config import ModelConfig
 from stratus.engines import GenerationRequest
 from stratus.engines.echo import EchoEngine
@@ -157,3 +158,41 @@ async def test_lost_lease_stops_the_generation(store) -> None:
     record = await until(store, "j", Status.COMPLETED, timeout=20)
     assert record.attempts == 2
     await worker.stop(1)
+
+
+async def test_output_policy_stops_the_job_and_the_outcome_is_settled(tmp_path: Path) -> None:
+    from stratus.accounts import NANO, Opening, SqliteAccounts
+    from stratus.config import PolicyConfig, PolicyRule
+    from stratus.outcomes import Outcomes
+    from stratus.policy import ContentPolicy
+
+    db = SqliteDB(tmp_path / "p.db")
+    try:
+        store, accounts = SqliteJobStore(db, lease_seconds=1), SqliteAccounts(db)
+        key, _ = await accounts.create_key("team", credits=NANO)
+        for job_id, text in (("ok", "all fine here"), ("bad", "fine then secret7 more")):
+            await accounts.open_request(Opening(
+                request_id=job_id, account_id=key.account_id, key_id=key.id, model="alias",
+                slug="echo", reserve=NANO // 100, reserve_note="test"))
+            await store.submit(NewJob(id=job_id, account_id=key.account_id, model="echo",
+                                      requested_model="alias", request=request(text)))
+        policy = ContentPolicy(PolicyConfig(rules=(
+            PolicyRule(name="secrets", on=("output",), patterns=(r"secret\d",)),)))
+        worker = Worker(store, registry(), lease_seconds=1, sweep_interval=0.2,
+                        outcomes=Outcomes(store, accounts), policy=policy)
+        worker.start()
+        try:
+            bad = await until(store, "bad", Status.FAILED, Status.COMPLETED)
+            ok = await until(store, "ok", Status.FAILED, Status.COMPLETED)
+        finally:
+            await worker.stop(1)
+        assert (bad.status, bad.error_type) == (Status.FAILED, ErrorType.POLICY)
+        assert bad.error == "blocked by the content policy: the output matched rule 'secrets'"
+        assert ok.status is Status.COMPLETED
+        entries = {e.id: e for e in (await accounts.history(key.account_id,
+                                                            HistoryQuery()))[0]}
+        assert (entries["bad"].status, entries["bad"].cost) == ("FAILED", 0)
+        assert entries["ok"].status == "COMPLETED" and entries["ok"].cost > 0
+        assert (await accounts.account("team")).reserved == 0
+    finally:
+        db.close()
