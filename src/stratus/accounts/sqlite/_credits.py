@@ -65,6 +65,12 @@ def reserve(conn: sqlite3.Connection, account_id: str, amount: int, note: str) -
                  (amount, account_id))
 
 
+def release(conn: sqlite3.Connection, account_id: str, reserved: int) -> None:
+    """Free a reservation without charging anything."""
+    conn.execute("UPDATE accounts SET reserved = MAX(reserved - ?, 0) WHERE id = ?",
+                 (reserved, account_id))
+
+
 def settle(conn: sqlite3.Connection, account_id: str, reserved: int, cost: int,
            request_id: str, now: float) -> int:
     """Free a request's reservation and charge what it cost, never more than it reserved nor
@@ -73,9 +79,8 @@ def settle(conn: sqlite3.Connection, account_id: str, reserved: int, cost: int,
     charge = min(cost, reserved)
     if row["balance"] is not None:
         charge = min(charge, row["balance"])
-    conn.execute(
-        "UPDATE accounts SET reserved = MAX(reserved - ?, 0), balance = balance - ? "
-        "WHERE id = ?", (reserved, charge, account_id))
+    release(conn, account_id, reserved)
+    conn.execute("UPDATE accounts SET balance = balance - ? WHERE id = ?", (charge, account_id))
     if charge > 0:
         ledger(conn, account_id, "charge", -charge, now, request_id=request_id)
     return charge

@@ -26,13 +26,18 @@ def open_request(conn: sqlite3.Connection, opening: Opening, now: float) -> None
          now, opening.reserve, opening.webhook_url, opening.account_id))
 
 
+def _open_row(conn: sqlite3.Connection, request_id: str) -> sqlite3.Row | None:
+    """The request if it has not ended yet (closing it again must change nothing)."""
+    return conn.execute(
+        f"SELECT account_id, reserved, webhook_url FROM requests WHERE id = ? AND {_OPEN}",
+        (request_id,)).fetchone()
+
+
 def discard_request(conn: sqlite3.Connection, request_id: str) -> None:
-    row = conn.execute(f"SELECT account_id, reserved FROM requests WHERE id = ? AND {_OPEN}",
-                       (request_id,)).fetchone()
+    row = _open_row(conn, request_id)
     if row is None:
         return
-    conn.execute("UPDATE accounts SET reserved = MAX(reserved - ?, 0) WHERE id = ?",
-                 (row["reserved"], row["account_id"]))
+    _credits.release(conn, row["account_id"], row["reserved"])
     conn.execute("DELETE FROM requests WHERE id = ?", (request_id,))
 
 
@@ -43,18 +48,13 @@ def start_request(conn: sqlite3.Connection, request_id: str, at: float) -> None:
 
 def close_request(conn: sqlite3.Connection, record: JobRecord, payload: str,
                   now: float) -> bool:
-    row = conn.execute(
-        f"SELECT account_id, reserved, webhook_url FROM requests WHERE id = ? AND {_OPEN}",
-        (record.id,)).fetchone()
+    row = _open_row(conn, record.id)
     if row is None:
         return False  # closed before (or never opened): charged at most once
-    cost = 0
     metrics = record.metrics or {}
-    if record.status is Status.COMPLETED:
-        cost = _credits.settle(conn, row["account_id"], row["reserved"],
-                               to_nano(metrics.get("cost", 0.0)), record.id, now)
-    else:
-        _credits.settle(conn, row["account_id"], row["reserved"], 0, record.id, now)
+    # only a COMPLETED request is charged
+    due = to_nano(metrics.get("cost", 0.0)) if record.status is Status.COMPLETED else 0
+    cost = _credits.settle(conn, row["account_id"], row["reserved"], due, record.id, now)
     ended = record.completed_at or now
     webhook = row["webhook_url"] is not None
     conn.execute(
@@ -70,11 +70,10 @@ def close_request(conn: sqlite3.Connection, record: JobRecord, payload: str,
 
 def abandon_request(conn: sqlite3.Connection, request_id: str, error: str,
                     now: float) -> bool:
-    row = conn.execute(f"SELECT account_id, reserved FROM requests WHERE id = ? AND {_OPEN}",
-                       (request_id,)).fetchone()
+    row = _open_row(conn, request_id)
     if row is None:
         return False
-    _credits.settle(conn, row["account_id"], row["reserved"], 0, request_id, now)
+    _credits.release(conn, row["account_id"], row["reserved"])
     conn.execute(
         "UPDATE requests SET status = 'FAILED', completed_at = ?, cost = 0, error = ?, "
         "error_type = ? WHERE id = ?", (now, error, ErrorType.WORKER_LOST.value, request_id))
