@@ -96,11 +96,11 @@ def make_server(tmp_path: Path) -> Iterator:
 
     def make(config: str | None = SERVER_CONFIG, *, data_dir: Path | None = None,
              extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
-             start: bool = True) -> ServerProcess:
+             start: bool = True, timeout: float = 30.0) -> ServerProcess:
         proc = ServerProcess(data_dir or tmp_path / f"server{len(started)}", config,
                              extra_args, env)
         started.append(proc)
-        return proc.start() if start else proc
+        return proc.start(timeout) if start else proc
 
     yield make
     for proc in started:

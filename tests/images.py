@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
+import zlib
 
 from PIL import Image
 
@@ -21,3 +23,17 @@ def base64_block(media_type: str, data: str) -> dict:
 
 def with_image(block: dict, text: str = "describe this") -> dict:
     return {"messages": [{"role": "user", "content": [block, {"type": "text", "text": text}]}]}
+
+
+def png_b64(width: int, height: int, idat: bytes | None = None) -> str:
+    """A PNG whose header says ``width`` x ``height``; its pixel data is ``idat`` (by
+    default a few compressed zero rows, too few for a big image: it does not decode)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\0" * 64) if idat is None else idat
+    raw = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels)
+           + chunk(b"IEND", b""))
+    return base64.b64encode(raw).decode()

@@ -56,3 +56,19 @@ def test_unlimited_key_and_a_request_bigger_than_the_limit() -> None:
                          tokens=10**9) is None
     with pytest.raises(InvalidRequest, match="lower max_tokens"):
         limiter.admit("k", requests_per_minute=None, tokens_per_minute=100, tokens=101)
+
+
+def test_check_takes_nothing_and_refund_gives_back() -> None:
+    clock = Clock()
+    limiter = RateLimiter(clock)
+    limits = {"requests_per_minute": 2, "tokens_per_minute": 100}
+    for _ in range(5):
+        limiter.check("k", tokens=1, **limits)  # looking never uses the limit up
+    limiter.admit("k", tokens=60, **limits)
+    with pytest.raises(RateLimited):
+        limiter.check("k", tokens=50, **limits)
+    limiter.refund("k", tokens=60, **limits)  # that request was refused after all
+    state = limiter.admit("k", tokens=100, **limits)
+    assert state.requests.remaining == 1 and state.tokens.remaining == 0
+    limiter.refund("k", tokens=1000, **limits)  # never above the limit
+    assert limiter.admit("k", tokens=100, **limits).tokens.remaining == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -72,3 +73,23 @@ async def test_started_then_cancelled(parts) -> None:
     assert (entry.status, entry.error, entry.cost) == ("FAILED", "cancelled", 0)
     assert (await accounts.account("team")).reserved == 0
     assert record.status is Status.FAILED
+
+
+async def test_reconcile_settles_a_job_whose_result_expired_while_the_process_was_down(
+        tmp_path: Path) -> None:
+    db = SqliteDB(tmp_path / "down.db")
+    store, accounts = SqliteJobStore(db, result_ttl=0.05), SqliteAccounts(db)
+    outcomes = Outcomes(store, accounts)
+    key, _ = await accounts.create_key("team", credits=NANO)
+    await open_job(store, accounts, key.account_id, "done")
+    claim = await store.claim(["echo"], "w1")
+    await store.complete(claim, {"content": []}, {"cost": 0.03, "input_tokens": 1,
+                                                  "output_tokens": 2})
+    await asyncio.sleep(0.1)  # the process was down for longer than results are kept
+    assert await store.get("done") is None
+    await store.sweep()
+    assert await outcomes.reconcile(time.time() + RECONCILE_AFTER + 1) == 1
+    entry = await accounts.request(key.account_id, "done")
+    assert entry.status == "COMPLETED" and entry.cost == 30_000_000  # paid, not abandoned
+    assert (await accounts.account("team")).balance == NANO - 30_000_000
+    db.close()

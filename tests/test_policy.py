@@ -38,3 +38,13 @@ def test_a_rule_needs_something_to_match_and_valid_patterns() -> None:
         PolicyRule(name="empty")
     with pytest.raises(ValueError, match="not a valid regular expression"):
         PolicyRule(name="bad", patterns=("(",))
+
+
+def test_input_is_matched_as_the_model_reads_it_across_blocks() -> None:
+    split = GenerationRequest(messages=[ChatMessage(role="user", parts=[
+        TextPart(text="my pass"), TextPart(text="word is hunter2")])], max_tokens=8)
+    assert POLICY.input_violation(split) == (
+        "blocked by the content policy: the input matched rule 'secrets'")
+    spread = GenerationRequest(messages=[ChatMessage(role="user", parts=[
+        TextPart(text="the api"), TextPart(text=" key please")])], max_tokens=8)
+    assert POLICY.input_violation(spread) is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import sys
 from datetime import UTC, datetime
@@ -38,16 +39,38 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(runtime)
 
     class Server(uvicorn.Server):
+        """On the first SIGTERM/SIGINT the server drains while still listening (new
+        submits get 503, ``/ready`` 503) until its running jobs end or the grace period
+        passes; then it closes the listener and stops. A second signal stops it at once."""
+
+        drain_task: asyncio.Task[None] | None = None
+
         def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.drain_task is not None or runtime.draining:
+                super().handle_exit(sig, frame)
+                return
             try:
-                asyncio.get_running_loop().call_soon_threadsafe(runtime.begin_drain)
+                loop = asyncio.get_running_loop()
             except RuntimeError:
                 runtime.begin_drain()
-            super().handle_exit(sig, frame)
+                super().handle_exit(sig, frame)
+                return
+            loop.call_soon_threadsafe(self._start_drain, sig, frame)
+
+        def _start_drain(self, sig: int, frame: Any) -> None:
+            if self.drain_task is None:
+                self.drain_task = asyncio.create_task(self._drain(sig, frame))
+
+        async def _drain(self, sig: int, frame: Any) -> None:
+            try:
+                await runtime.drain()
+            finally:
+                super().handle_exit(sig, frame)
 
     server = Server(uvicorn.Config(
         app, host=config.server.host, port=config.server.port, log_level=args.log_level,
-        timeout_graceful_shutdown=int(config.server.shutdown_grace) or None,
+        # streams still open once the drain is over get this long to end
+        timeout_graceful_shutdown=max(1, math.ceil(config.server.shutdown_grace)),
         access_log=args.access_log,
     ))
     server.run()

@@ -4,7 +4,9 @@ Each limited dimension of a key is a bucket holding up to ``limit`` units that r
 ``limit / 60`` units a second, so a key may burst up to its whole minute and then goes on at
 the steady rate. A request costs one unit of the requests bucket and ``input tokens +
 max_tokens`` units of the tokens bucket (its worst case, known at admission). It is admitted
-only if both buckets hold enough; otherwise neither is charged.
+only if both buckets hold enough; otherwise neither is charged. A request refused after its
+limits were taken (no credits, a full queue, a bad webhook URL) gets them back: only admitted
+requests count.
 
 The buckets live in the memory of the process that admits the request.
 """
@@ -51,10 +53,31 @@ class RateLimiter:
         self._levels: dict[tuple[str, str], _Level] = {}
         self._lock = threading.Lock()
 
+    def check(self, key_id: str, *, requests_per_minute: int | None,
+              tokens_per_minute: int | None, tokens: int) -> None:
+        """Raise ``RateLimited`` if the key could not take a request of ``tokens`` tokens
+        now, without taking anything: the cheap check before a request is worked on."""
+        self._take(key_id, requests_per_minute, tokens_per_minute, tokens, take=False)
+
     def admit(self, key_id: str, *, requests_per_minute: int | None,
               tokens_per_minute: int | None, tokens: int) -> LimitState | None:
         """Charge one request of ``tokens`` tokens to the key, or raise ``RateLimited``.
         Returns the state of the key's limits (None when it has none)."""
+        return self._take(key_id, requests_per_minute, tokens_per_minute, tokens, take=True)
+
+    def refund(self, key_id: str, *, requests_per_minute: int | None,
+               tokens_per_minute: int | None, tokens: int) -> None:
+        """Give back what :meth:`admit` took for a request that was not admitted after all."""
+        with self._lock:
+            now = self._clock()
+            for dim, limit, cost in (("requests", requests_per_minute, 1),
+                                     ("tokens", tokens_per_minute, tokens)):
+                if limit is not None:
+                    level = self._refill(key_id, dim, limit, now)
+                    level.level = min(float(limit), level.level + cost)
+
+    def _take(self, key_id: str, requests_per_minute: int | None,
+              tokens_per_minute: int | None, tokens: int, *, take: bool) -> LimitState | None:
         if requests_per_minute is None and tokens_per_minute is None:
             return None
         if tokens_per_minute is not None and tokens > tokens_per_minute:
@@ -70,7 +93,7 @@ class RateLimiter:
             levels = {dim: self._refill(key_id, dim, limit, now) for dim, limit, _ in wants}
             short = {dim: (cost - levels[dim].level) * WINDOW / limit
                      for dim, limit, cost in wants if levels[dim].level < cost}
-            if not short:
+            if not short and take:
                 for dim, _, cost in wants:
                     levels[dim].level -= cost
             state = LimitState(**{

@@ -62,7 +62,7 @@ class Outcomes:
         closed = 0
         for request_id in await self._accounts.open_requests(now - RECONCILE_AFTER,
                                                              RECONCILE_BATCH):
-            record = await self._store.get(request_id)
+            record = await self._store.get(request_id, expired=True)
             if record is None:
                 closed += await self._accounts.abandon_request(
                     request_id, "the request was lost before it ran; it was not charged")

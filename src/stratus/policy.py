@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from stratus.config import PolicyConfig, PolicyRule
-from stratus.engines import GenerationRequest, TextPart
+from stratus.engines import GenerationRequest
 
 Side = Literal["input", "output"]
 
@@ -54,7 +54,9 @@ class ContentPolicy:
         return None
 
     def input_violation(self, request: GenerationRequest) -> str | None:
+        """Matched against what the model is given: the system prompt, and each turn's
+        text blocks joined as the model reads them (a word split across two blocks is
+        still the word)."""
         texts = [request.system or ""]
-        texts += [part.text for message in request.messages for part in message.parts
-                  if isinstance(part, TextPart)]
+        texts += [message.text for message in request.messages]
         return self.violation("input", texts)

@@ -6,9 +6,11 @@ import asyncio
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stratus._offload import Offload
 from stratus._sqlite import SqliteDB
 from stratus.accounts import Account, Accounts, ApiKey, Caller, Opening, SqliteAccounts, to_nano
 from stratus.config import Config, ModelConfig
@@ -25,10 +27,21 @@ from stratus.models import ModelRegistry, ModelSpec
 from stratus.normalize import Normalized
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
-from stratus.store import IdempotencyConflict, JobRecord, JobStore, NewJob, SqliteJobStore
+from stratus.store import (
+    IdempotencyConflict,
+    IdempotentReplay,
+    JobRecord,
+    JobStore,
+    NewJob,
+    QueueFull,
+    SqliteJobStore,
+    Status,
+)
 from stratus.streams import TokenBus
 from stratus.webhooks import Dispatcher, check_url
 from stratus.worker import Worker
+
+PREPARE_THREADS = 2  # requests parsed, decoded and tokenized at once, off the event loop
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +93,10 @@ class Runtime:
     policy: ContentPolicy
     bus: TokenBus = field(default_factory=TokenBus)
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    offload: Offload = field(default_factory=lambda: Offload(PREPARE_THREADS))
     _db: SqliteDB | None = None
     draining: bool = field(default=False)
+    _drain_deadline: float = 0.0
 
     @classmethod
     def embedded(cls, config: Config) -> Runtime:
@@ -106,20 +121,43 @@ class Runtime:
 
     async def start(self) -> None:
         await self.models.start()
+        await self._fail_unserved()
+        await self.outcomes.reconcile()  # before the first sweep removes any expired job
         self.worker.start()
         self.dispatcher.start()
 
+    async def _fail_unserved(self) -> None:
+        """Jobs queued for a model that is no longer configured would wait forever holding
+        their credits: they end FAILED (charged nothing) with an error that says why."""
+        slugs = [spec.slug for spec in self.models]
+        for job_id in await self.store.fail_unserved(
+                slugs, "the model of this request is no longer served by this server; it "
+                "was not run and not charged"):
+            await self.outcomes.ended(job_id)
+
     def begin_drain(self) -> None:
         """Stop admitting and claiming; running jobs go on."""
-        self.draining = True
+        if not self.draining:
+            self.draining = True
+            self._drain_deadline = time.monotonic() + self.config.server.shutdown_grace
         self.worker.drain()
+
+    async def drain(self) -> None:
+        """Stop admitting, and return once the running jobs have ended or the grace period
+        has passed."""
+        self.begin_drain()
+        await self.worker.wait_idle(self._grace_left())
+
+    def _grace_left(self) -> float:
+        return max(0.0, self._drain_deadline - time.monotonic())
 
     async def stop(self) -> None:
         self.begin_drain()
-        await self.worker.stop(self.config.server.shutdown_grace)
+        await self.worker.stop(self._grace_left())
         await self.dispatcher.stop()
         await self.models.close()
         await self.store.close()
+        self.offload.close()
         if self._db is not None:
             self._db.close()
 
@@ -130,50 +168,128 @@ class Runtime:
     # -- job operations --------------------------------------------------------------------
 
     async def submit(self, caller: Caller, spec: ModelSpec, requested_model: str,
-                     normalized: Normalized, request_id: str, idempotency_key: str | None,
-                     body: Any, webhook: str | None = None) -> Admission:
-        """Admit a request and queue its job: the key's scope (403) and rate limits (429),
-        the content policy (the job starts FAILED), the model's queue (429), the webhook
-        URL (400), then the account's credits (406). Returns the job; with an idempotency
-        key used before for the same body, the earlier job."""
+                     prepare: Callable[[], Normalized], *, request_id: str,
+                     idempotency_key: str | None, body: Any, webhook: str | None = None,
+                     wants_result: bool = True) -> tuple[Admission, Normalized]:
+        """Admit a request and queue its job. The order puts what is cheap first and what
+        takes something last: the key's scope (403); an ``Idempotency-Key`` used before
+        (the earlier job, checked before any limit or credit); the key's rate limits, looked
+        at (429); ``prepare`` (the checked request, worked out off the event loop); the
+        content policy (the job starts FAILED); the webhook URL (400); then the rate
+        limits taken, the credits reserved (406) and the job queued (429 if the model's
+        queue is full) — a request refused at that last step gets its limits back.
+
+        ``wants_result``: the caller waits for the answer (a sync route), so a replay of a
+        request whose result has expired is a 404 rather than its bare status."""
         if self.draining:
             raise Unavailable("this server is shutting down: retry on another node or shortly",
                               headers={"Retry-After": "5"})
-        key, request = caller.key, normalized.request
+        key = caller.key
         self.check_scope(key, spec, requested_model)
-        limits = self.limiter.admit(
-            key.id, requests_per_minute=key.options.requests_per_minute,
-            tokens_per_minute=key.options.tokens_per_minute,
-            tokens=normalized.input_tokens + request.max_tokens)
+        body_hash = None
+        if idempotency_key is not None:
+            body_hash = await self.offload.run(_body_hash, idempotency_key, requested_model,
+                                               body)
+            earlier = await self._replay(caller, idempotency_key, body_hash, wants_result)
+            if earlier is not None:
+                return Admission(earlier, None), await self.offload.run(prepare)
+        limits = {"requests_per_minute": key.options.requests_per_minute,
+                  "tokens_per_minute": key.options.tokens_per_minute}
+        self.limiter.check(key.id, tokens=1, **limits)
+        normalized = await self.offload.run(prepare)
+        request = normalized.request
         blocked = self.policy.input_violation(request)
-        if blocked is None:
-            await self._check_queue(spec)
         if webhook is not None:
             webhook = await check_url(webhook,
                                       allow_private=self.config.webhooks.allow_private)
+        tokens = normalized.input_tokens + request.max_tokens
+        state = self.limiter.admit(key.id, tokens=tokens, **limits)
         job = NewJob(id=request_id, account_id=caller.account.id, model=spec.slug,
                      requested_model=requested_model, request=request.model_dump(mode="json"),
-                     idempotency_key=idempotency_key,
-                     body_hash=_body_hash(idempotency_key, requested_model, body),
-                     blocked=blocked)
+                     idempotency_key=idempotency_key, body_hash=body_hash, blocked=blocked,
+                     max_queue=spec.config.max_queue)
+        try:
+            record, created = await self._queue(caller, spec, job, normalized, webhook,
+                                                wants_result)
+        except BaseException:
+            self.limiter.refund(key.id, tokens=tokens, **limits)
+            raise
+        if not created:  # the same key and body raced in: the earlier job, not a new one
+            self.limiter.refund(key.id, tokens=tokens, **limits)
+            return Admission(record, None), normalized
+        return Admission(record, state), normalized
+
+    async def _queue(self, caller: Caller, spec: ModelSpec, job: NewJob,
+                     normalized: Normalized, webhook: str | None,
+                     wants_result: bool) -> tuple[JobRecord, bool]:
+        """Reserve the credits and queue the job: the request's history row and its job
+        exist together or not at all."""
         await self.accounts.open_request(_opening(caller, spec, job, normalized, webhook))
         try:
             record, created = await self.store.submit(job)
         except IdempotencyConflict as exc:
-            await self.accounts.discard_request(request_id)
-            raise UnprocessableRequest(
-                f"Idempotency-Key {idempotency_key!r} was already used with a different "
-                f"request (request_id {exc.job_id}): use a new key for a new request",
-                extra={"request_id": exc.job_id},
-            ) from None
+            await self.accounts.discard_request(job.id)
+            raise self._idempotency_conflict(job.idempotency_key, exc.job_id) from None
+        except IdempotentReplay as exc:
+            await self.accounts.discard_request(job.id)
+            record = await self._expired_replay(caller, exc.job_id, wants_result)
+            return record, False
+        except QueueFull as exc:
+            await self.accounts.discard_request(job.id)
+            raise self._queue_full(spec, exc.depth) from None
         except BaseException:
-            await asyncio.shield(self._undo_open(request_id))
+            await asyncio.shield(self._undo_open(job.id))
             raise
         if not created:
-            await self.accounts.discard_request(request_id)
+            await self.accounts.discard_request(job.id)
         elif record.status.is_terminal():
             await self.outcomes.settle(record)
-        return Admission(record, limits)
+        return record, created
+
+    async def _replay(self, caller: Caller, idempotency_key: str, body_hash: str,
+                      wants_result: bool) -> JobRecord | None:
+        """The job an ``Idempotency-Key`` was first used for, if it was."""
+        found = await self.store.idempotent(caller.account.id, idempotency_key)
+        if found is None:
+            return None
+        job_id, first_hash = found
+        if first_hash != body_hash:
+            raise self._idempotency_conflict(idempotency_key, job_id)
+        record = await self.store.get(job_id)
+        if record is None or record.account_id != caller.account.id:
+            return await self._expired_replay(caller, job_id, wants_result)
+        return record
+
+    async def _expired_replay(self, caller: Caller, job_id: str,
+                              wants_result: bool) -> JobRecord:
+        """A replay of a request whose job record has expired: never run (or charged)
+        again. Its status comes from the account's history; its result is gone (404)."""
+        entry = await self.accounts.request(caller.account.id, job_id)
+        if wants_result or entry is None:
+            ttl = self.config.server.result_ttl
+            raise NotFound(
+                f"this Idempotency-Key was used for request {job_id}, which has ended and "
+                f"whose result has expired (results are kept {ttl:g} s); it is not run "
+                "again: use a new key for a new request", extra={"request_id": job_id})
+        return JobRecord(
+            id=job_id, account_id=caller.account.id, model=entry.slug,
+            requested_model=entry.model, status=Status(entry.status), request={},
+            created_at=entry.created_at, attempts=0, started_at=entry.started_at,
+            completed_at=entry.completed_at, error=entry.error, error_type=entry.error_type)
+
+    @staticmethod
+    def _idempotency_conflict(idempotency_key: str | None, job_id: str) -> UnprocessableRequest:
+        return UnprocessableRequest(
+            f"Idempotency-Key {idempotency_key!r} was already used with a different "
+            f"request (request_id {job_id}): use a new key for a new request",
+            extra={"request_id": job_id})
+
+    @staticmethod
+    def _queue_full(spec: ModelSpec, depth: int) -> RateLimited:
+        return RateLimited(
+            f"queue full: model {spec.slug!r} already has {depth} requests waiting "
+            f"(max_queue {spec.config.max_queue}); retry later",
+            retry_after=max(1.0, spec.config.execution_timeout / 60))
 
     async def _undo_open(self, request_id: str) -> None:
         """The submit failed or was interrupted: forget the request unless its job was
@@ -187,14 +303,6 @@ class Runtime:
             raise PermissionDenied(
                 f"this API key may not use model {requested_model!r}: it is limited to "
                 f"{allowed}")
-
-    async def _check_queue(self, spec: ModelSpec) -> None:
-        depth = await self.store.queued(spec.slug)
-        if depth >= spec.config.max_queue:
-            raise RateLimited(
-                f"queue full: model {spec.slug!r} already has {depth} requests waiting "
-                f"(max_queue {spec.config.max_queue}); retry later",
-                retry_after=max(1.0, spec.config.execution_timeout / 60))
 
     async def job_for(self, account: Account, job_id: str) -> JobRecord:
         record = await self.store.get(job_id)
@@ -229,8 +337,11 @@ class Runtime:
         return record, cancelled
 
     async def cancel_job(self, job_id: str) -> tuple[JobRecord | None, bool]:
+        """A job cancelled while QUEUED is settled here (nothing to charge); one cancelled
+        while running is settled by its worker once it has stopped, for the tokens it had
+        generated (or, if that worker is gone, by the next reconcile pass)."""
         record, cancelled = await self.store.cancel(job_id)
-        if cancelled and record is not None:
+        if cancelled and record is not None and record.started_at is None:
             await self.outcomes.settle(record)
         return record, cancelled
 

@@ -1,9 +1,9 @@
 """Text as the engine makes it, for the clients streaming a job (in-process).
 
 The worker publishes each text delta of a running job; stream routes read the deltas past
-the ones they have sent and wait for more. A stream is dropped when its job ends: a reader
-that arrives late, or misses deltas, completes its text from the stored result, so the bus
-never needs to hold a finished job.
+the ones they have sent and wait for more. A job's stream is closed when its job ends and
+dropped a little later: a reader that arrives late, or misses deltas, completes its text from
+the stored result, so the bus never needs to hold a finished job for long.
 """
 
 from __future__ import annotations
@@ -11,42 +11,77 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+KEEP_CLOSED = 30.0  # seconds a closed stream is kept, so a reader still sees it closed
+
+
+class _Stream:
+    __slots__ = ("closed", "text", "waiters")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.closed = False
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def wake(self) -> None:
+        for fut in self.waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self.waiters.clear()
+
 
 class TokenBus:
     def __init__(self) -> None:
-        self._text: dict[str, list[str]] = {}
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._streams: dict[str, _Stream] = {}
 
     def reset(self, job_id: str) -> None:
         """A new attempt of the job starts from nothing."""
-        self._text[job_id] = []
+        stream = self._streams.get(job_id)
+        fresh = _Stream()
+        if stream is not None:
+            fresh.waiters = stream.waiters  # readers of the last attempt wait on this one
+        self._streams[job_id] = fresh
 
     def publish(self, job_id: str, text: str) -> None:
-        self._text.setdefault(job_id, []).append(text)
-        self._wake(job_id)
+        stream = self._streams.setdefault(job_id, _Stream())
+        stream.text.append(text)
+        stream.wake()
 
     def close(self, job_id: str) -> None:
-        self._text.pop(job_id, None)
-        self._wake(job_id)
+        stream = self._streams.get(job_id)
+        if stream is None:
+            return
+        stream.closed = True
+        stream.wake()
+        asyncio.get_running_loop().call_later(KEEP_CLOSED, self._drop, job_id, stream)
+
+    def _drop(self, job_id: str, stream: _Stream) -> None:
+        if self._streams.get(job_id) is stream:
+            del self._streams[job_id]
+
+    def closed(self, job_id: str) -> bool:
+        stream = self._streams.get(job_id)
+        return stream is not None and stream.closed
 
     def since(self, job_id: str, index: int) -> list[str]:
-        return self._text.get(job_id, [])[index:]
+        stream = self._streams.get(job_id)
+        return stream.text[index:] if stream is not None else []
 
-    async def wait(self, job_id: str, timeout: float) -> None:
-        """Until the next delta or the end of the job's stream, or ``timeout``."""
+    async def wait(self, job_id: str, index: int, timeout: float) -> None:
+        """Until the job's stream holds more than ``index`` deltas or is closed, or
+        ``timeout``: at once if that is already so (nothing published in between is
+        missed)."""
+        stream = self._streams.get(job_id)
+        if stream is None:  # not started here yet: the worker's reset takes the waiters over
+            stream = self._streams[job_id] = _Stream()
+            asyncio.get_running_loop().call_later(KEEP_CLOSED, self._drop, job_id, stream)
+        if len(stream.text) > index or stream.closed:
+            return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(job_id, []).append(fut)
+        stream.waiters.append(fut)
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(fut, timeout)
         finally:
-            waiters = self._waiters.get(job_id, [])
-            if fut in waiters:
-                waiters.remove(fut)
-            if not waiters:
-                self._waiters.pop(job_id, None)
-
-    def _wake(self, job_id: str) -> None:
-        for fut in self._waiters.pop(job_id, []):
-            if not fut.done():
-                fut.set_result(None)
+            current = self._streams.get(job_id)
+            if current is not None and fut in current.waiters:
+                current.waiters.remove(fut)

@@ -14,7 +14,7 @@ from stratus.models import ModelSpec
 from stratus.normalize import normalize, parse_model
 from stratus.normalize._images import MAX_IMAGE_BYTES
 from stratus.protocol.messages import MessagesRequest
-from tests.images import base64_block, image_b64, with_image
+from tests.images import base64_block, image_b64, png_b64, with_image
 
 
 def spec(**kw) -> ModelSpec:
@@ -81,3 +81,35 @@ def test_tools_need_the_capability_and_tool_choice_needs_tools() -> None:
         run({"prompt": "x", "tool_choice": {"type": "auto"}},
             spec(capabilities=Capabilities(tools=True)))
     assert run({"prompt": "x", "tools": tools}, spec(capabilities=Capabilities(tools=True)))
+
+
+def test_image_whose_header_claims_too_many_pixels() -> None:
+    vision = spec(capabilities=Capabilities(vision=True))
+    for width, height in ((20_000, 20_000), (9000, 10), (6000, 6000)):
+        with pytest.raises(InvalidRequest, match="resize it") as error:
+            run(with_image(base64_block("image/png", png_b64(width, height))), vision)
+        assert "messages[0].content[0].source" in error.value.message
+
+
+def test_image_that_does_not_decode_is_refused() -> None:
+    vision = spec(capabilities=Capabilities(vision=True))
+    for idat in (b"", b"not zlib at all"):
+        with pytest.raises(InvalidRequest, match="not a readable image"):
+            run(with_image(base64_block("image/png", png_b64(16, 16, idat))), vision)
+
+
+class _Dense(EchoEngine):
+    """An engine whose every token is at most 4 characters long."""
+
+    def count_tokens(self, request) -> int:  # a long prompt must not get this far
+        raise AssertionError("tokenized a prompt that cannot fit")
+
+    def min_tokens(self, chars: int) -> int:
+        return chars // 4
+
+
+def test_prompt_far_too_long_is_refused_before_it_is_tokenized() -> None:
+    dense = ModelSpec(ModelConfig(slug="m", context_length=100), _Dense())
+    with pytest.raises(InvalidRequest, match="at least 250 tokens") as error:
+        run({"messages": [{"role": "user", "content": "x" * 1000}]}, dense)
+    assert "context of 100 tokens" in error.value.message

@@ -12,7 +12,9 @@ from stratus._sqlite import SqliteDB
 from stratus.store import (
     ErrorType,
     IdempotencyConflict,
+    IdempotentReplay,
     NewJob,
+    QueueFull,
     SqliteJobStore,
     Status,
 )
@@ -151,7 +153,7 @@ async def test_idempotency(db) -> None:
 
 
 async def test_expired_results_vanish(db) -> None:
-    store = make(db, result_ttl=0.05)
+    store = make(db, result_ttl=0.05, keep_expired=0)
     await store.submit(job(1))
     claim = await store.claim(["m"], "w")
     await store.complete(claim, {}, {})
@@ -159,6 +161,81 @@ async def test_expired_results_vanish(db) -> None:
     await asyncio.sleep(0.1)
     assert await store.get("j1") is None
     assert (await store.sweep()).expired == 1
+
+
+async def test_an_expired_job_is_kept_a_while_for_settlement(db) -> None:
+    store = make(db, result_ttl=0.05)
+    await store.submit(job(1))
+    await store.complete(await store.claim(["m"], "w"), {}, {"cost": 1.0})
+    await asyncio.sleep(0.1)
+    assert await store.get("j1") is None  # clients see it gone
+    assert (await store.sweep()).expired == 0
+    kept = await store.get("j1", expired=True)
+    assert kept is not None and kept.status is Status.COMPLETED
+
+
+async def test_idempotent_replay_after_the_job_expired_never_runs_again(db) -> None:
+    store = make(db, result_ttl=0.05, keep_expired=0)
+    await store.submit(job(1, key="k", body_hash="h"))
+    await store.complete(await store.claim(["m"], "w"), {}, {})
+    await asyncio.sleep(0.1)
+    await store.sweep()
+    assert await store.get("j1") is None
+    assert await store.idempotent("a", "k") == ("j1", "h")
+    with pytest.raises(IdempotentReplay) as replay:
+        await store.submit(job(2, key="k", body_hash="h"))
+    assert replay.value.job_id == "j1"
+    assert await store.get("j2") is None
+    assert await store.claim(["m"], "w") is None
+
+
+async def test_queue_limit_is_checked_with_the_insert(db) -> None:
+    store = make(db)
+    limited = [NewJob(id=f"q{i}", account_id="a", model="m", requested_model="m",
+                      request={}, max_queue=3) for i in range(8)]
+    results = await asyncio.gather(*(store.submit(j) for j in limited),
+                                   return_exceptions=True)
+    assert sum(not isinstance(r, BaseException) for r in results) == 3
+    assert all(isinstance(r, QueueFull) and r.depth == 3 for r in results
+               if isinstance(r, BaseException))
+    assert await store.queued("m") == 3
+
+
+async def test_a_cancelled_running_job_takes_its_worker_usage_once(db) -> None:
+    store = make(db)
+    await store.submit(job(1))
+    claim = await store.claim(["m"], "w")
+    record, cancelled = await store.cancel("j1")
+    assert cancelled and record.started_at is not None and record.cost == 0
+    assert await store.record_usage(claim, {"output_tokens": 3, "cost": 0.5})
+    assert not await store.record_usage(claim, {"output_tokens": 9, "cost": 9.0})
+    record = await store.get("j1")
+    assert record.error_type == ErrorType.CANCELLED and record.cost == 0.5
+    assert not await store.complete(claim, {}, {})  # still ended, as cancelled
+
+
+async def test_usage_is_only_for_a_cancelled_job(db) -> None:
+    store = make(db)
+    await store.submit(job(1))
+    claim = await store.claim(["m"], "w")
+    assert not await store.record_usage(claim, {"output_tokens": 3, "cost": 0.5})
+    await store.fail(claim, "boom", ErrorType.ENGINE)
+    assert not await store.record_usage(claim, {"output_tokens": 3, "cost": 0.5})
+    assert (await store.get("j1")).cost == 0
+
+
+async def test_jobs_of_a_model_no_longer_served_fail(db) -> None:
+    store = make(db)
+    await store.submit(job(1, model="gone"))
+    await store.submit(job(2, model="gone"))
+    await store.claim(["gone"], "dead-worker")
+    await store.submit(job(3, model="kept"))
+    failed = await store.fail_unserved(["kept"], "no longer served")
+    assert sorted(failed) == ["j1", "j2"]
+    for job_id in failed:
+        record = await store.get(job_id)
+        assert record.status is Status.FAILED and record.error == "no longer served"
+    assert (await store.get("j3")).status is Status.QUEUED
 
 
 async def test_wait_for_change_wakes_on_notification(db) -> None:

@@ -57,14 +57,15 @@ async def follow(runtime: Runtime, record: JobRecord, *,
             for piece in runtime.bus.since(job_id, len(sent)):
                 sent.append(piece)
                 yield Text(piece)
-            before = len(sent)
             if status is Status.QUEUED:
                 latest = await runtime.store.wait_for_change(job_id, status, every)
             else:
-                await runtime.bus.wait(job_id, every)
-                if runtime.bus.since(job_id, before):
+                await runtime.bus.wait(job_id, len(sent), every)
+                if runtime.bus.since(job_id, len(sent)):
                     continue
-                latest = await runtime.store.get(job_id)  # closed, or quiet for a while
+                # the stream closed (the job ended or left this process), or was quiet a while
+                quiet = every if runtime.bus.closed(job_id) else 0.0
+                latest = await runtime.store.wait_for_change(job_id, status, quiet)
             if latest is None:
                 raise NotFound(f"request {job_id} is gone: it expired or was removed")
             if latest.status is status:

@@ -51,8 +51,7 @@ def limit_headers(limits: LimitState, *, anthropic: bool) -> dict[str, str]:
 
 
 def cost_headers(record: JobRecord) -> dict[str, str]:
-    """``x-request-cost``: USD charged for an ended job (0 for a FAILED one)."""
+    """``x-request-cost``: USD charged for an ended job (``JobRecord.cost``)."""
     if not record.status.is_terminal():
         return {}
-    cost = (record.metrics or {}).get("cost", 0.0) if record.result is not None else 0.0
-    return {COST_HEADER: f"{cost:.9f}".rstrip("0").rstrip(".")}
+    return {COST_HEADER: f"{record.cost:.9f}".rstrip("0").rstrip(".")}

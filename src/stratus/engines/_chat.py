@@ -4,19 +4,37 @@ Two formats: the Jinja chat template a GGUF file carries (``tokenizer.chat_templ
 Gemma's turn format for Gemma models that carry none (the system prompt is folded into the
 first user turn, as Gemma has no system role). A final assistant turn is a prefill: the
 prompt ends with its text, so the model continues it.
+
+A prompt is rendered as segments: the format's own text, where control tokens such as
+``<|im_start|>`` or ``<end_of_turn>`` are meant, and the conversation's content, where they
+are not. The engine tokenizes content without parsing special tokens, so text a client
+writes can never forge a turn.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import re
+import secrets
+from typing import NamedTuple, Protocol
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from stratus.engines._types import GenerationRequest, ImagePart
 
 
+class Segment(NamedTuple):
+    text: str
+    special: bool  # True: the format's text (control tokens parsed); False: content
+
+
 class ChatFormat(Protocol):
+    def segments(self, request: GenerationRequest) -> list[Segment]: ...
+
     def render(self, request: GenerationRequest) -> str: ...
+
+
+def _joined(segments: list[Segment]) -> str:
+    return "".join(segment.text for segment in segments)
 
 
 def _turns(request: GenerationRequest) -> tuple[list[dict[str, str]], str | None]:
@@ -32,7 +50,8 @@ def _turns(request: GenerationRequest) -> tuple[list[dict[str, str]], str | None
 
 
 class TemplateFormat:
-    """The model's own Jinja chat template."""
+    """The model's own Jinja chat template. Content goes into the template as placeholders
+    that are swapped back afterwards, so the template's text and the content stay apart."""
 
     def __init__(self, template: str, bos_token: str = "", eos_token: str = "") -> None:
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
@@ -41,29 +60,51 @@ class TemplateFormat:
         self._bos = bos_token
         self._eos = eos_token
 
-    def render(self, request: GenerationRequest) -> str:
+    def segments(self, request: GenerationRequest) -> list[Segment]:
         turns, prefill = _turns(request)
         if request.system:
             turns.insert(0, {"role": "system", "content": request.system})
-        text = self._template.render(messages=turns, add_generation_prompt=True,
+        nonce = secrets.token_hex(8)
+        contents = [turn["content"] for turn in turns]
+        marked = [{**turn, "content": f"\ue000{nonce}:{i}\ue001"}
+                  for i, turn in enumerate(turns)]
+        text = self._template.render(messages=marked, add_generation_prompt=True,
                                      bos_token=self._bos, eos_token=self._eos)
-        return text + (prefill or "")
+        out: list[Segment] = []
+        pieces = re.split(f"\ue000{nonce}:(\\d+)\ue001", text)
+        for i, piece in enumerate(pieces):
+            if i % 2:
+                out.append(Segment(contents[int(piece)], False))
+            elif piece:
+                out.append(Segment(piece, True))
+        if prefill:
+            out.append(Segment(prefill, False))
+        return out
+
+    def render(self, request: GenerationRequest) -> str:
+        return _joined(self.segments(request))
 
 
 class GemmaFormat:
     """``<start_of_turn>user ... <end_of_turn>`` turns; the model speaks as ``model``."""
 
-    def render(self, request: GenerationRequest) -> str:
+    def segments(self, request: GenerationRequest) -> list[Segment]:
         turns, prefill = _turns(request)
-        if request.system and turns:
-            turns[0] = {"role": "user",
-                        "content": f"{request.system}\n\n{turns[0]['content']}"}
-        parts = []
-        for turn in turns:
+        out: list[Segment] = []
+        for i, turn in enumerate(turns):
             role = "model" if turn["role"] == "assistant" else "user"
-            parts.append(f"<start_of_turn>{role}\n{turn['content']}<end_of_turn>\n")
-        parts.append("<start_of_turn>model\n")
-        return "".join(parts) + (prefill or "")
+            out.append(Segment(f"<start_of_turn>{role}\n", True))
+            if i == 0 and request.system:
+                out.append(Segment(f"{request.system}\n\n", False))
+            out.append(Segment(turn["content"], False))
+            out.append(Segment("<end_of_turn>\n", True))
+        out.append(Segment("<start_of_turn>model\n", True))
+        if prefill:
+            out.append(Segment(prefill, False))
+        return out
+
+    def render(self, request: GenerationRequest) -> str:
+        return _joined(self.segments(request))
 
 
 def _raise(message: str) -> None:

@@ -58,7 +58,11 @@ class GenerationRequest(_Frozen):
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """Text the model made, with the usage so far (what a request stopped now has used)."""
+
     text: str
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,11 @@ class Engine(Protocol):
 
     def count_tokens(self, request: GenerationRequest) -> int:
         """Input tokens of ``request`` as this model sees them (system and turns included)."""
+        ...
+
+    def min_tokens(self, chars: int) -> int:
+        """A lower bound on the tokens of any text of ``chars`` characters (0: no bound),
+        so that a prompt far too long for the context is refused without tokenizing it."""
         ...
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]: ...

@@ -48,6 +48,9 @@ class EchoEngine:
                 count += 1 if isinstance(part, ImagePart) else len(_words(part.text))
         return count
 
+    def min_tokens(self, chars: int) -> int:
+        return 0  # a word may be of any length
+
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
         input_tokens = self.count_tokens(request)
         last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
@@ -64,12 +67,12 @@ class EchoEngine:
             emitted += 1
             safe = matcher.feed(word if emitted == 1 else " " + word)
             if safe:
-                yield TextDelta(safe)
+                yield TextDelta(safe, input_tokens, emitted)
             if matcher.matched is not None:
                 stop_reason = "stop_sequence"
                 break
         rest = matcher.flush()
         if rest:
-            yield TextDelta(rest)
+            yield TextDelta(rest, input_tokens, emitted)
         yield Finished(stop_reason=stop_reason, input_tokens=input_tokens,
                        output_tokens=emitted, stop_sequence=matcher.matched)

@@ -137,6 +137,7 @@ class LlamaCppEngine:
         self._batch: Any = None
         self._format: ChatFormat | None = None
         self._add_bos = True
+        self._longest_piece = 0  # bytes of the vocabulary's longest token
         self._inbox: deque[_Sequence] = deque()
         self._wake = threading.Condition()
         self._running = False
@@ -183,6 +184,8 @@ class LlamaCppEngine:
         self._batch_capacity = cparams.n_batch
         self._add_bos = bool(lc.llama_vocab_get_add_bos(self._vocab))
         self._format = self._chat_format()
+        self._longest_piece = max(
+            len(self._piece_bytes(token)) for token in range(lc.llama_vocab_n_tokens(self._vocab)))
         log.info("loaded %s from %s (%d slots x %d tokens, %d threads)", self.config.slug,
                  path, self._slots, self.config.context_length, self._threads)
 
@@ -226,11 +229,13 @@ class LlamaCppEngine:
             lc.llama_model_meta_val_str(self._model, key.encode(), buf, n + 1)
         return buf.value.decode("utf-8", errors="replace")
 
-    def tokenize(self, text: str, special: bool = True) -> list[int]:
+    def tokenize(self, text: str, special: bool = True, bos: bool = True) -> list[int]:
+        """``special``: control tokens written in ``text`` are parsed as such (the chat
+        format's own text only). ``bos``: start with the model's BOS if it wants one."""
         data = text.encode()
-        add_bos = self._add_bos
-        bos = self._piece(lc.llama_vocab_bos(self._vocab), True) if add_bos else ""
-        if bos and text.startswith(bos):
+        add_bos = self._add_bos and bos
+        bos_text = self._piece(lc.llama_vocab_bos(self._vocab), True) if add_bos else ""
+        if bos_text and special and text.startswith(bos_text):
             add_bos = False  # the template wrote it already
         n_max = len(data) + 16
         tokens = (lc.llama_token * n_max)()
@@ -255,11 +260,25 @@ class LlamaCppEngine:
         return self._piece_bytes(token, special).decode("utf-8", errors="replace")
 
     def prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        """The prompt's tokens: the chat format's text parsed for control tokens, the
+        conversation's content never (a client cannot write a turn marker)."""
         assert self._format is not None, "engine not started"
-        return self.tokenize(self._format.render(request))
+        merged: list[list[Any]] = []
+        for segment in self._format.segments(request):
+            if merged and merged[-1][1] == segment.special:
+                merged[-1][0] += segment.text
+            elif segment.text:
+                merged.append([segment.text, segment.special])
+        tokens: list[int] = []
+        for i, (text, special) in enumerate(merged):
+            tokens += self.tokenize(text, special=special, bos=i == 0)
+        return tokens
 
     def count_tokens(self, request: GenerationRequest) -> int:
         return len(self.prompt_tokens(request))
+
+    def min_tokens(self, chars: int) -> int:
+        return chars // self._longest_piece if self._longest_piece else 0
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -385,7 +404,7 @@ class LlamaCppEngine:
             text = seq.decoder.decode(self._piece_bytes(token))
             safe = seq.matcher.feed(text) if text else ""
             if safe:
-                seq.send(TextDelta(safe))
+                seq.send(TextDelta(safe, len(seq.tokens), seq.generated))
             if seq.matcher.matched is not None:
                 reason = "stop_sequence"
             elif seq.generated >= seq.request.max_tokens:
@@ -396,7 +415,7 @@ class LlamaCppEngine:
         if reason != "stop_sequence":
             rest = seq.matcher.feed(seq.decoder.decode(b"", final=True)) + seq.matcher.flush()
             if rest:
-                seq.send(TextDelta(rest))
+                seq.send(TextDelta(rest, len(seq.tokens), seq.generated))
         seq.send(Finished(stop_reason=reason, input_tokens=len(seq.tokens),
                           output_tokens=seq.generated, stop_sequence=seq.matcher.matched))
         seq.pending = None

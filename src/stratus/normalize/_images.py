@@ -15,6 +15,8 @@ from stratus.errors import InvalidRequest
 from stratus.protocol.messages import Base64Source, ImageBlock, ImageUrlBlock
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MAX_IMAGE_SIDE = 8000  # pixels, as Anthropic's API
+MAX_IMAGE_PIXELS = 25_000_000  # decoding one takes up to 100 MB
 MEDIA_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/gif": "GIF",
                "image/webp": "WEBP"}
 _DATA_URL = re.compile(r"^data:(?P<type>[^;,]+);base64,(?P<data>.*)$", re.DOTALL)
@@ -47,20 +49,34 @@ def _inline(media_type: str, data: str, path: str) -> ImagePart:
         raise InvalidRequest(f"{path} data is not valid base64") from None
     if len(raw) > MAX_IMAGE_BYTES:
         raise InvalidRequest(f"{path} image is larger than 5 MB: resize or compress it")
-    try:
-        with Image.open(io.BytesIO(raw)) as img:
-            actual = img.format
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise InvalidRequest(
-            f"{path} data is not a readable image: send a real {fmt} file"
-        ) from None
+    actual = _decode(raw, fmt, path)
     if actual != fmt:
         raise InvalidRequest(
             f"{path} data is a {actual} image but media type says {media_type}: "
             "make them agree"
         )
     return ImagePart(media_type=media_type, data=data)
+
+
+def _decode(raw: bytes, fmt: str, path: str) -> str | None:
+    """Decode the whole image (a header alone proves nothing); returns its format."""
+    unreadable = InvalidRequest(f"{path} data is not a readable image: send a real {fmt} file")
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            width, height = img.size
+            if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
+                raise InvalidRequest(
+                    f"{path} image is {width}x{height} pixels: at most {MAX_IMAGE_SIDE} a "
+                    f"side and {MAX_IMAGE_PIXELS // 1_000_000} million in all; resize it")
+            img.load()
+            return img.format
+    except Image.DecompressionBombError:
+        raise InvalidRequest(
+            f"{path} image claims more pixels than any image this API takes: at most "
+            f"{MAX_IMAGE_SIDE} a side and {MAX_IMAGE_PIXELS // 1_000_000} million in all; "
+            "resize it") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise unreadable from None
 
 
 def _web_url(url: str, path: str) -> str:

@@ -23,7 +23,21 @@ class Normalized:
 def count_input_tokens(body: MessagesRequest, spec: ModelSpec) -> int:
     """Input tokens of the request as ``spec``'s model sees them; no output limits apply."""
     request = GenerationRequest(messages=_messages(body), system=_system(body), max_tokens=1)
+    _check_length(request, spec)
     return spec.engine.count_tokens(request)
+
+
+def _check_length(request: GenerationRequest, spec: ModelSpec) -> None:
+    """Refuse a prompt whose text alone is too long for the context, before rendering and
+    tokenizing it: the engine knows how many characters a token covers at most."""
+    chars = len(request.system or "") + sum(
+        len(p.text) for m in request.messages for p in m.parts if isinstance(p, TextPart))
+    least = spec.engine.min_tokens(chars)
+    context = spec.config.context_length
+    if least > context:
+        raise InvalidRequest(
+            f"the prompt is {chars} characters, at least {least} tokens, which does not fit "
+            f"model {spec.slug!r}'s context of {context} tokens: shorten it")
 
 
 def normalize(body: MessagesRequest, spec: ModelSpec) -> Normalized:
@@ -60,6 +74,7 @@ def normalize(body: MessagesRequest, spec: ModelSpec) -> Normalized:
         top_k=body.top_k,
         stop_sequences=tuple(body.stop_sequences or ()),
     )
+    _check_length(request, spec)
     input_tokens = spec.engine.count_tokens(request)
     context = spec.config.context_length
     if input_tokens + request.max_tokens > context:

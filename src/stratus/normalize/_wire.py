@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -25,17 +26,68 @@ _TYPE_WORDS = {
 }
 
 
+MAX_DEPTH = 64  # nesting of objects and lists in a request body
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def parse_json(raw: bytes) -> Any:
+    """The body as JSON, checked so that everything after can encode it again: no lone
+    UTF-16 surrogates in any string, no nesting deeper than ``MAX_DEPTH``."""
     if not raw.strip():
         raise InvalidRequest("request body is empty: send a JSON object")
     try:
-        return json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidRequest("request body is not UTF-8 text: send a JSON object") from None
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except ValueError:  # an integer past Python's digit limit
+        raise InvalidRequest(
+            "request body has a number with too many digits: send numbers of ordinary size"
+        ) from None
+    except RecursionError:
+        raise InvalidRequest(
+            f"request body is nested too deeply: at most {MAX_DEPTH} levels of objects and "
+            "lists") from None
+    _check_values(data)
+    return data
+
+
+def _check_values(data: Any) -> None:
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, str):
+            if not node.isascii() and _SURROGATE.search(node):
+                where = path or "request body"
+                raise InvalidRequest(
+                    f"{where} contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff "
+                    "escape): send valid Unicode text")
+            continue
+        if not isinstance(node, dict | list):
+            continue
+        if depth >= MAX_DEPTH:
+            raise InvalidRequest(
+                f"request body is nested too deeply at {path or 'the top'}: at most "
+                f"{MAX_DEPTH} levels of objects and lists")
+        if isinstance(node, list):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node))
+            continue
+        for name, value in node.items():
+            child = f"{path}.{name}" if path else name
+            if not name.isascii() and _SURROGATE.search(name):
+                raise InvalidRequest(
+                    f"a field name in {path or 'the request body'} contains an unpaired "
+                    "UTF-16 surrogate: send valid Unicode text")
+            stack.append((value, child, depth + 1))
+
+
+def parse_body(raw: bytes, model: type[M]) -> tuple[Any, M]:
+    """The JSON of ``raw`` and it validated as ``model``."""
+    data = parse_json(raw)
+    return data, parse_model(data, model)
 
 
 def parse_model(data: Any, model: type[M]) -> M:

@@ -38,6 +38,7 @@ class NewJob:
     idempotency_key: str | None = None
     body_hash: str | None = None
     blocked: str | None = None  # the content policy's error: the job starts FAILED
+    max_queue: int | None = None  # refuse (QueueFull) if the model already has this many
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,16 @@ class JobRecord:
     error_type: str | None = None
     queue_position: int | None = None
 
+    @property
+    def cost(self) -> float:
+        """USD the job is charged: a COMPLETED job's cost; a cancelled one's for the tokens
+        it had generated when it was stopped; nothing for any other FAILED job."""
+        if self.metrics is None or not self.status.is_terminal():
+            return 0.0
+        if self.status is Status.COMPLETED or self.error_type == ErrorType.CANCELLED:
+            return float(self.metrics.get("cost", 0.0))
+        return 0.0
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -74,6 +85,23 @@ class IdempotencyConflict(Exception):
     def __init__(self, job_id: str) -> None:
         super().__init__(job_id)
         self.job_id = job_id
+
+
+class IdempotentReplay(Exception):
+    """The idempotency key was used before with the same body, but that job's record has
+    expired: the request must not run again."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
+class QueueFull(Exception):
+    """The model's queue already holds ``NewJob.max_queue`` jobs."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__(depth)
+        self.depth = depth
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +121,20 @@ class JobStore(Protocol):
 
     async def submit(self, job: NewJob) -> tuple[JobRecord, bool]:
         """Queue ``job``; returns ``(record, created)``. With an idempotency key already used
-        for the same body, returns the earlier job and ``created=False``; with another body,
-        raises :class:`IdempotencyConflict`."""
+        for the same body, returns the earlier job and ``created=False`` (or raises
+        :class:`IdempotentReplay` if its record expired); with another body, raises
+        :class:`IdempotencyConflict`. With ``job.max_queue`` set, the check of the model's
+        queue and the insert are one step: :class:`QueueFull` if it is full."""
         ...
 
-    async def get(self, job_id: str) -> JobRecord | None:
-        """The job, or None if unknown or past its retention."""
+    async def idempotent(self, account_id: str, key: str) -> tuple[str, str] | None:
+        """``(job_id, body_hash)`` the key was first used for, within its window (24 h),
+        whether or not the job's record still exists."""
+        ...
+
+    async def get(self, job_id: str, *, expired: bool = False) -> JobRecord | None:
+        """The job, or None if unknown or past its retention (``expired=True``: also a
+        record past its retention that is not yet deleted, for settling it)."""
         ...
 
     async def queued(self, model: str) -> int:
@@ -114,13 +150,27 @@ class JobStore(Protocol):
 
     async def fail(self, claim: Claim, error: str, error_type: str) -> bool: ...
 
+    async def record_usage(self, claim: Claim, metrics: dict[str, Any]) -> bool:
+        """Attach what a cancelled job had generated (its metrics, with the cost) to it,
+        once, by the worker that held it. False if the job was not cancelled under this
+        claim."""
+        ...
+
+    async def fail_unserved(self, models: Collection[str], error: str) -> list[str]:
+        """End FAILED every job, QUEUED or held by a worker that is gone, of a model not in
+        ``models`` (removed from the configuration); returns their ids. For a process that
+        runs every worker of the store (the embedded server), at its start."""
+        ...
+
     async def release(self, claim: Claim) -> bool:
         """Hand a held job back to the queue without counting the attempt (shutdown)."""
         ...
 
     async def cancel(self, job_id: str) -> tuple[JobRecord | None, bool]:
         """End a QUEUED or PROCESSING job FAILED/cancelled. Returns the record as it is after
-        the call (None if unknown) and whether this call ended it."""
+        the call (None if unknown) and whether this call ended it. A job cancelled while
+        PROCESSING (``started_at`` set) is settled by its worker, which first records what
+        it generated (:meth:`record_usage`)."""
         ...
 
     async def wait_for_change(self, job_id: str, status: Status,

@@ -17,8 +17,10 @@ from stratus.store._types import (
     Claim,
     ErrorType,
     IdempotencyConflict,
+    IdempotentReplay,
     JobRecord,
     NewJob,
+    QueueFull,
     Status,
     SweepReport,
 )
@@ -59,6 +61,9 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 """
 
 _ENDED = (Status.COMPLETED.value, Status.FAILED.value)
+# Expired records (404 to clients) are kept this much longer before they are deleted, so
+# that a settlement pass (every minute) still finds a job whose request was left open.
+KEEP_EXPIRED = 300.0
 
 
 def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> JobRecord:
@@ -89,17 +94,22 @@ def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> JobRecord:
     )
 
 
-def _fetch(conn: sqlite3.Connection, job_id: str, now: float) -> JobRecord | None:
+def _fetch(conn: sqlite3.Connection, job_id: str, now: float,
+           expired: bool = False) -> JobRecord | None:
     row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    if row is None or (row["expires_at"] is not None and row["expires_at"] <= now):
+    if row is None:
+        return None
+    if not expired and row["expires_at"] is not None and row["expires_at"] <= now:
         return None
     return _record(conn, row)
 
 
 class SqliteJobStore:
     def __init__(self, db: SqliteDB, *, lease_seconds: float = 30.0, max_attempts: int = 3,
-                 result_ttl: float = 3600.0, idempotency_ttl: float = 86400.0) -> None:
+                 result_ttl: float = 3600.0, idempotency_ttl: float = 86400.0,
+                 keep_expired: float = KEEP_EXPIRED) -> None:
         self._db = db
+        self._keep_expired = keep_expired
         self._lease = lease_seconds
         self._max_attempts = max_attempts
         self._result_ttl = result_ttl
@@ -118,26 +128,29 @@ class SqliteJobStore:
     def _submit(self, conn: sqlite3.Connection, job: NewJob,
                 now: float) -> tuple[JobRecord, bool]:
         if job.idempotency_key is not None:
-            row = conn.execute(
-                "SELECT body_hash, job_id FROM idempotency_keys "
-                "WHERE account_id = ? AND key = ? AND created_at > ?",
-                (job.account_id, job.idempotency_key, now - self._idempotency_ttl),
-            ).fetchone()
+            row = self._idempotent(conn, job.account_id, job.idempotency_key, now)
             if row is not None:
-                if row["body_hash"] != job.body_hash:
-                    raise IdempotencyConflict(row["job_id"])
-                earlier = _fetch(conn, row["job_id"], now)
-                if earlier is not None:
-                    return earlier, False
-            conn.execute(
-                "INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
-                (job.account_id, job.idempotency_key, job.body_hash, job.id, now),
-            )
+                job_id, body_hash = row
+                if body_hash != job.body_hash:
+                    raise IdempotencyConflict(job_id)
+                earlier = _fetch(conn, job_id, now)
+                if earlier is None:
+                    raise IdempotentReplay(job_id)
+                return earlier, False
         if job.blocked:  # ends before it runs: FAILED, kept like any ended job
             state = (Status.FAILED.value, job.blocked, ErrorType.POLICY.value, now,
                      now + self._result_ttl)
         else:
+            if job.max_queue is not None:
+                depth = self._queued(conn, job.model)
+                if depth >= job.max_queue:
+                    raise QueueFull(depth)
             state = (Status.QUEUED.value, None, None, None, None)
+        if job.idempotency_key is not None:
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
+                (job.account_id, job.idempotency_key, job.body_hash, job.id, now),
+            )
         conn.execute(
             "INSERT INTO jobs (id, account_id, model, requested_model, request, created_at, "
             "status, error, error_type, completed_at, expires_at) "
@@ -149,13 +162,29 @@ class SqliteJobStore:
         assert record is not None
         return record, True
 
-    async def queued(self, model: str) -> int:
-        return await self._db.read(lambda conn: conn.execute(
-            "SELECT COUNT(*) FROM jobs WHERE status = 'QUEUED' AND model = ?", (model,),
-        ).fetchone()[0])
+    def _idempotent(self, conn: sqlite3.Connection, account_id: str, key: str,
+                    now: float) -> tuple[str, str] | None:
+        row = conn.execute(
+            "SELECT job_id, body_hash FROM idempotency_keys "
+            "WHERE account_id = ? AND key = ? AND created_at > ?",
+            (account_id, key, now - self._idempotency_ttl),
+        ).fetchone()
+        return None if row is None else (row["job_id"], row["body_hash"])
 
-    async def get(self, job_id: str) -> JobRecord | None:
-        return await self._db.read(_fetch, job_id, time.time())
+    async def idempotent(self, account_id: str, key: str) -> tuple[str, str] | None:
+        return await self._db.read(self._idempotent, account_id, key, time.time())
+
+    @staticmethod
+    def _queued(conn: sqlite3.Connection, model: str) -> int:
+        return conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE status = 'QUEUED' AND model = ?", (model,),
+        ).fetchone()[0]
+
+    async def queued(self, model: str) -> int:
+        return await self._db.read(self._queued, model)
+
+    async def get(self, job_id: str, *, expired: bool = False) -> JobRecord | None:
+        return await self._db.read(_fetch, job_id, time.time(), expired)
 
     # -- the worker's side -----------------------------------------------------------------
 
@@ -224,6 +253,36 @@ class SqliteJobStore:
         )
         return cur.rowcount == 1
 
+    async def record_usage(self, claim: Claim, metrics: dict[str, Any]) -> bool:
+        return await self._db.write(self._record_usage, claim, json.dumps(metrics))
+
+    def _record_usage(self, conn: sqlite3.Connection, claim: Claim, metrics: str) -> bool:
+        cur = conn.execute(
+            "UPDATE jobs SET metrics = ?, lease_token = NULL WHERE id = ? AND status = 'FAILED' "
+            "AND error_type = ? AND lease_token = ? AND metrics IS NULL",
+            (metrics, claim.job.id, ErrorType.CANCELLED.value, claim.token))
+        return cur.rowcount == 1
+
+    async def fail_unserved(self, models: Collection[str], error: str) -> list[str]:
+        ids = await self._db.write(self._fail_unserved, tuple(models), error, time.time())
+        self._notify.job_changed(*ids)
+        return ids
+
+    def _fail_unserved(self, conn: sqlite3.Connection, models: tuple[str, ...], error: str,
+                       now: float) -> list[str]:
+        marks = ",".join("?" * len(models))
+        rows = conn.execute(
+            f"SELECT id FROM jobs WHERE status IN ('QUEUED', 'PROCESSING') "
+            f"AND model NOT IN ({marks})", models).fetchall()
+        ids = [row["id"] for row in rows]
+        conn.executemany(
+            "UPDATE jobs SET status = 'FAILED', error = ?, error_type = ?, completed_at = ?, "
+            "expires_at = ?, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL "
+            "WHERE id = ?",
+            [(error, ErrorType.ENGINE.value, now, now + self._result_ttl, job_id)
+             for job_id in ids])
+        return ids
+
     async def release(self, claim: Claim) -> bool:
         done = await self._db.write(self._release, claim)
         if done:
@@ -252,8 +311,7 @@ class SqliteJobStore:
                 now: float) -> tuple[JobRecord | None, bool]:
         cur = conn.execute(
             "UPDATE jobs SET status = 'FAILED', error = 'cancelled', error_type = ?, "
-            "completed_at = ?, expires_at = ?, lease_token = NULL, lease_owner = NULL, "
-            "lease_expires_at = NULL "
+            "completed_at = ?, expires_at = ?, lease_owner = NULL, lease_expires_at = NULL "
             "WHERE id = ? AND status IN ('QUEUED', 'PROCESSING') "
             "AND (expires_at IS NULL OR expires_at > ?)",
             (ErrorType.CANCELLED.value, now, now + self._result_ttl, job_id, now),
@@ -309,7 +367,8 @@ class SqliteJobStore:
                     (row["id"],),
                 )
                 requeued.append(row["id"])
-        expired = conn.execute("DELETE FROM jobs WHERE expires_at <= ?", (now,)).rowcount
+        expired = conn.execute("DELETE FROM jobs WHERE expires_at <= ?",
+                               (now - self._keep_expired,)).rowcount
         conn.execute("DELETE FROM idempotency_keys WHERE created_at <= ?",
                      (now - self._idempotency_ttl,))
         return SweepReport(requeued=tuple(requeued), failed=tuple(failed), expired=expired)

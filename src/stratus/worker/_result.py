@@ -28,16 +28,16 @@ def message_body(job_id: str, text: str, finished: Finished, model: str) -> dict
     }
 
 
-def metrics(model: ModelConfig, finished: Finished, queue_s: float, inference_s: float,
-            first_token_s: float) -> dict[str, Any]:
+def metrics(model: ModelConfig, input_tokens: int, output_tokens: int, queue_s: float,
+            inference_s: float, first_token_s: float) -> dict[str, Any]:
     """``ttft_ms``: from the start of inference to the first text (queue time excluded)."""
     return {
         "queue_ms": round(queue_s * 1000, 3),
         "inference_ms": round(inference_s * 1000, 3),
         "ttft_ms": round(first_token_s * 1000, 3),
-        "input_tokens": finished.input_tokens,
-        "output_tokens": finished.output_tokens,
-        "output_tokens_per_s": round(finished.output_tokens / inference_s, 3)
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "output_tokens_per_s": round(output_tokens / inference_s, 3)
         if inference_s > 0 else None,
-        "cost": model.cost_usd(finished.input_tokens, finished.output_tokens),
+        "cost": model.cost_usd(input_tokens, output_tokens),
     }

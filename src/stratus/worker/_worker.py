@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 import uuid
+from typing import Any
 
 from stratus.engines import Finished, GenerationRequest, TextDelta
 from stratus.models import ModelRegistry, ModelSpec
@@ -28,6 +29,28 @@ log = logging.getLogger("stratus.worker")
 
 class PolicyBlocked(Exception):
     """The output matched the content policy: the generation stops there."""
+
+
+class _Progress:
+    """How far a generation got: its metrics when it ends, or when it is stopped."""
+
+    def __init__(self, spec: ModelSpec, queued_for: float) -> None:
+        self.config = spec.config
+        self.queued_for = queued_for
+        self.started = time.time()
+        self.first_token: float | None = None
+        self.input_tokens = 0
+        self.output_tokens = 0
+
+    def delta(self, event: TextDelta) -> None:
+        self.first_token = self.first_token or time.time()
+        self.input_tokens = max(self.input_tokens, event.input_tokens)
+        self.output_tokens = max(self.output_tokens, event.output_tokens)
+
+    def metrics(self) -> dict[str, Any]:
+        now = time.time()
+        return metrics(self.config, self.input_tokens, self.output_tokens, self.queued_for,
+                       now - self.started, (self.first_token or now) - self.started)
 
 
 class Worker:
@@ -65,6 +88,12 @@ class Worker:
         """Stop claiming new jobs; running ones go on."""
         self._draining = True
         self._slot_freed.set()
+
+    async def wait_idle(self, timeout: float) -> None:
+        """Until no job runs here, or ``timeout`` passes."""
+        tasks = list(self._running.values())
+        if tasks and timeout > 0:
+            await asyncio.wait(tasks, timeout=timeout)
 
     async def stop(self, grace: float) -> None:
         """Drain, give running jobs ``grace`` seconds, hand the rest back to the queue."""
@@ -137,7 +166,12 @@ class Worker:
                 ended = await self._store.fail(claim, outcome.error, outcome.error_type)
             elif isinstance(outcome, Released):
                 await self._store.release(claim)
-            if ended and self._outcomes is not None:
+                return outcome
+            if not ended:  # cancelled (or taken over) while it ran: settled here, with usage
+                used = outcome.metrics if isinstance(outcome, Completed | Lost) else None
+                if used is not None and used["output_tokens"] > 0:
+                    await self._store.record_usage(claim, used)
+            if self._outcomes is not None:
                 await self._outcomes.ended(claim.job.id)
             return outcome
         finally:
@@ -151,8 +185,9 @@ class Worker:
         except Exception as exc:
             return Failed(f"this server cannot run the request: {exc}", ErrorType.ENGINE)
         queued_for = (job.started_at or job.created_at) - job.created_at
+        progress = _Progress(spec, queued_for)
         generation = asyncio.create_task(
-            self._generate(job.id, spec, request, job.requested_model, queued_for))
+            self._generate(job.id, spec, request, job.requested_model, progress))
         watcher = asyncio.create_task(self._watch(claim, generation))
         try:
             return await asyncio.shield(generation)
@@ -162,7 +197,7 @@ class Worker:
                 await asyncio.gather(generation, return_exceptions=True)
                 return Released()
             if generation.cancelled():
-                return Lost()
+                return Lost(progress.metrics())
             raise
         except PolicyBlocked as exc:
             return Failed(str(exc), ErrorType.POLICY)
@@ -178,16 +213,14 @@ class Worker:
             await asyncio.gather(watcher, return_exceptions=True)
 
     async def _generate(self, job_id: str, spec: ModelSpec, request: GenerationRequest,
-                        model_name: str, queued_for: float) -> Completed:
-        started = time.time()
-        first_token: float | None = None
+                        model_name: str, progress: _Progress) -> Completed:
         pieces: list[str] = []
         finished: Finished | None = None
         policy = self._policy if self._policy and self._policy.checks("output") else None
         async with asyncio.timeout(spec.config.execution_timeout):
             async for event in spec.engine.generate(request):
                 if isinstance(event, TextDelta):
-                    first_token = first_token or time.time()
+                    progress.delta(event)
                     pieces.append(event.text)
                     if policy is not None:
                         blocked = policy.violation("output", ["".join(pieces)])
@@ -198,10 +231,11 @@ class Worker:
                     finished = event
         if finished is None:
             raise RuntimeError("the engine stopped without finishing the message")
+        progress.input_tokens = finished.input_tokens
+        progress.output_tokens = finished.output_tokens
         return Completed(
             result=message_body(job_id, "".join(pieces), finished, model_name),
-            metrics=metrics(spec.config, finished, queued_for, time.time() - started,
-                            (first_token or time.time()) - started),
+            metrics=progress.metrics(),
         )
 
     async def _watch(self, claim: Claim, generation: asyncio.Task[Completed]) -> None:

@@ -6,7 +6,7 @@ import sqlite3
 
 from stratus.accounts._types import HistoryQuery, Opening, RequestEntry, to_nano
 from stratus.accounts.sqlite import _credits
-from stratus.store import ErrorType, JobRecord, Status
+from stratus.store import ErrorType, JobRecord
 
 _ENTRY_COLUMNS = ", ".join(RequestEntry.__slots__)  # type: ignore[attr-defined]
 _OPEN = "completed_at IS NULL"
@@ -52,8 +52,7 @@ def close_request(conn: sqlite3.Connection, record: JobRecord, payload: str,
     if row is None:
         return False  # closed before (or never opened): charged at most once
     metrics = record.metrics or {}
-    # only a COMPLETED request is charged
-    due = to_nano(metrics.get("cost", 0.0)) if record.status is Status.COMPLETED else 0
+    due = to_nano(record.cost)
     cost = _credits.settle(conn, row["account_id"], row["reserved"], due, record.id, now)
     ended = record.completed_at or now
     webhook = row["webhook_url"] is not None

@@ -49,4 +49,5 @@ async def count_tokens(request: Request, caller: CallerDep) -> JSONResponse:
     runtime = _runtime(request)
     raw = await read_body(request, runtime.config.server.max_body_bytes)
     rid = request.state.request_id
-    return JSONResponse(serving.count_tokens(runtime, caller, raw), headers={"request-id": rid})
+    body, request.state.limits = await serving.count_tokens(runtime, caller, raw)
+    return JSONResponse(body, headers={"request-id": rid})

@@ -10,13 +10,8 @@ from typing import Any
 
 from stratus.accounts import Caller
 from stratus.api._outcome import ended_result
-from stratus.normalize import (
-    Normalized,
-    count_input_tokens,
-    normalize,
-    parse_json,
-    parse_model,
-)
+from stratus.limits import LimitState
+from stratus.normalize import Normalized, count_input_tokens, normalize, parse_body
 from stratus.protocol.messages import AnthropicMessagesRequest, CountTokensRequest
 from stratus.runtime import Admission, Runtime
 from stratus.store import JobRecord
@@ -26,12 +21,15 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
                  idempotency_key: str | None,
                  webhook: str | None) -> tuple[Admission, Normalized, str]:
     """The admitted job, the checked request, and the model name as the client wrote it."""
-    data = parse_json(raw)
-    body = parse_model(data, AnthropicMessagesRequest)
+    data, body = await runtime.offload.run(parse_body, raw, AnthropicMessagesRequest)
     spec = runtime.models.resolve(body.model)
-    normalized = normalize(body.as_messages_request(), spec)
-    admission = await runtime.submit(caller, spec, body.model, normalized, request_id,
-                                     idempotency_key, data, webhook)
+
+    def prepare() -> Normalized:
+        return normalize(body.as_messages_request(), spec)
+
+    admission, normalized = await runtime.submit(
+        caller, spec, body.model, prepare, request_id=request_id,
+        idempotency_key=idempotency_key, body=data, webhook=webhook)
     return admission, normalized, body.model
 
 
@@ -40,8 +38,15 @@ def message_of(record: JobRecord) -> dict[str, Any]:
     return ended_result(record)
 
 
-def count_tokens(runtime: Runtime, caller: Caller, raw: bytes) -> dict[str, int]:
-    body = parse_model(parse_json(raw), CountTokensRequest)
+async def count_tokens(runtime: Runtime, caller: Caller,
+                       raw: bytes) -> tuple[dict[str, int], LimitState | None]:
+    """The input tokens, and the key's rate limits after the call: a count is one request
+    against the key's requests per minute (no tokens, no credits)."""
+    _, body = await runtime.offload.run(parse_body, raw, CountTokensRequest)
     spec = runtime.models.resolve(body.model)
     runtime.check_scope(caller.key, spec, body.model)
-    return {"input_tokens": count_input_tokens(body.as_messages_request(), spec)}
+    key = caller.key
+    limits = runtime.limiter.admit(key.id, requests_per_minute=key.options.requests_per_minute,
+                                   tokens_per_minute=key.options.tokens_per_minute, tokens=0)
+    count = await runtime.offload.run(count_input_tokens, body.as_messages_request(), spec)
+    return {"input_tokens": count}, limits

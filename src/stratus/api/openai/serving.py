@@ -11,7 +11,7 @@ from stratus.api._errors import openai_error_body
 from stratus.api._follow import Ended, Text, follow
 from stratus.api._outcome import ended_result, failure_error, result_text
 from stratus.errors import InvalidRequest, NotFound
-from stratus.normalize import Normalized, normalize, parse_json, parse_model
+from stratus.normalize import Normalized, normalize, parse_body
 from stratus.protocol.openai import ChatCompletionRequest
 from stratus.runtime import Admission, Runtime
 from stratus.store import JobRecord, Status
@@ -23,20 +23,23 @@ FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
 async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
                  idempotency_key: str | None,
                  webhook: str | None) -> tuple[Admission, Normalized, ChatCompletionRequest]:
-    data = parse_json(raw)
-    body = parse_model(data, ChatCompletionRequest)
+    data, body = await runtime.offload.run(parse_body, raw, ChatCompletionRequest)
     if body.n not in (None, 1):
         raise InvalidRequest(f"n must be 1 (got {body.n}): send one request per completion")
     if body.temperature is not None and not 0 <= body.temperature <= 2:
         raise InvalidRequest(f"temperature must be between 0 and 2 (got {body.temperature})")
     spec = runtime.models.resolve(body.model)
-    normalized = normalize(body.as_messages_request(), spec)
-    request = normalized.request.model_copy(
-        update={"temperature": body.temperature, "seed": body.seed})
-    normalized = Normalized(request=request, input_tokens=normalized.input_tokens,
-                            stream=bool(body.stream))
-    admission = await runtime.submit(caller, spec, body.model, normalized, request_id,
-                                     idempotency_key, data, webhook)
+
+    def prepare() -> Normalized:
+        normalized = normalize(body.as_messages_request(), spec)
+        request = normalized.request.model_copy(
+            update={"temperature": body.temperature, "seed": body.seed})
+        return Normalized(request=request, input_tokens=normalized.input_tokens,
+                          stream=bool(body.stream))
+
+    admission, normalized = await runtime.submit(
+        caller, spec, body.model, prepare, request_id=request_id,
+        idempotency_key=idempotency_key, body=data, webhook=webhook)
     return admission, normalized, body
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -10,7 +11,7 @@ from stratus.api._outcome import failure_error
 from stratus.errors import (
     InvalidRequest,
 )
-from stratus.normalize import Normalized, normalize, parse_json, parse_model
+from stratus.normalize import Normalized, normalize, parse_body
 from stratus.protocol.jobs import (
     ModelCard,
     ModelList,
@@ -45,17 +46,16 @@ class Links:
 async def submit(runtime: Runtime, caller: Caller, model: str, raw: bytes,
                  request_id: str, idempotency_key: str | None, can_stream: bool,
                  webhook: str | None) -> tuple[Admission, Normalized]:
+    """``can_stream``: the sync route, which also waits for the answer."""
     spec = runtime.models.resolve(model)
-    data = parse_json(raw)
-    body = parse_model(data, MessagesRequest)
-    normalized = normalize(body, spec)
-    if normalized.stream and not can_stream:
+    data, body = await runtime.offload.run(parse_body, raw, MessagesRequest)
+    if body.stream and not can_stream:
         raise InvalidRequest(
             "stream=true is for POST /v1/{model} and POST /v1/messages; a queued request "
             "is followed with GET /v2/requests/{id}/status")
-    admission = await runtime.submit(caller, spec, model, normalized, request_id,
-                                     idempotency_key, data, webhook)
-    return admission, normalized
+    return await runtime.submit(caller, spec, model, functools.partial(normalize, body, spec),
+                                request_id=request_id, idempotency_key=idempotency_key,
+                                body=data, webhook=webhook, wants_result=can_stream)
 
 
 def submit_body(record: JobRecord, links: Links) -> dict[str, Any]:
