@@ -12,9 +12,19 @@ from typing import Any
 
 from stratus._offload import Offload
 from stratus._sqlite import SqliteDB
-from stratus.accounts import Account, Accounts, ApiKey, Caller, Opening, SqliteAccounts, to_nano
+from stratus.accounts import (
+    Account,
+    Accounts,
+    ApiKey,
+    Caller,
+    Opening,
+    SqliteAccounts,
+    to_nano,
+    to_usd,
+)
 from stratus.config import Config, ModelConfig
 from stratus.errors import (
+    InsufficientCredits,
     InvalidRequest,
     NotFound,
     PermissionDenied,
@@ -196,6 +206,7 @@ class Runtime:
         limits = {"requests_per_minute": key.options.requests_per_minute,
                   "tokens_per_minute": key.options.tokens_per_minute}
         self.limiter.check(key.id, tokens=1, **limits)
+        self._check_some_credit(caller, spec)
         normalized = await self.offload.run(prepare)
         request = normalized.request
         blocked = self.policy.input_violation(request)
@@ -276,6 +287,17 @@ class Runtime:
             requested_model=entry.model, status=Status(entry.status), request={},
             created_at=entry.created_at, attempts=0, started_at=entry.started_at,
             completed_at=entry.completed_at, error=entry.error, error_type=entry.error_type)
+
+    @staticmethod
+    def _check_some_credit(caller: Caller, spec: ModelSpec) -> None:
+        """406 before the body is worked on when the account could not pay for even one
+        output token (the full worst case is reserved once the request is known)."""
+        available = caller.account.available
+        if available is not None and available < to_nano(spec.config.cost_usd(0, 1)):
+            raise InsufficientCredits(
+                f"insufficient credits: account {caller.account.name!r} has "
+                f"${to_usd(max(available, 0)):.6f} available: ask an admin to add credits",
+                extra={"credits_available": to_usd(max(available, 0))})
 
     @staticmethod
     def _idempotency_conflict(idempotency_key: str | None, job_id: str) -> UnprocessableRequest:

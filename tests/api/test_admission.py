@@ -105,6 +105,17 @@ def test_a_rate_limited_key_is_refused_before_its_body_is_worked_on(
         assert refused.status_code == 429, refused.text
 
 
+def test_an_account_without_credits_is_refused_before_its_body_is_worked_on(
+        api: httpx.Client, server: ServerProcess) -> None:
+    key = new_key(api, "credits-first", credits=0)
+    image = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+    with server.client(key) as client:
+        refused = client.post("/v2/echo-priced", json={"messages": [
+            {"role": "user", "content": [image, {"type": "text", "text": "what is this"}]}]})
+        assert refused.status_code == 406, refused.text
+        assert "insufficient credits" in refused.json()["error"]
+
+
 def test_count_tokens_is_rate_limited(api: httpx.Client, server: ServerProcess) -> None:
     key = new_key(api, "limits-count", requests_per_minute=2)
     body = {"model": "echo", "messages": [{"role": "user", "content": "a b c"}]}

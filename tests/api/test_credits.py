@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -96,19 +97,40 @@ def test_concurrent_requests_racing_a_small_balance(api: httpx.Client,
     assert len(history) == codes.count(200)  # a 406 leaves no request behind
 
 
-def test_failed_and_cancelled_requests_cost_nothing(api: httpx.Client,
-                                                    server: ServerProcess) -> None:
+def test_a_cancel_while_running_charges_only_what_was_generated(
+        api: httpx.Client, server: ServerProcess) -> None:
     key = new_key(api, "credits-cancel", credits=1.0)
     with server.client(key) as client:
         rid = submit(client, "echo-priced", user(" ".join(["w"] * 10)))["request_id"]
         assert account(client)["credits"]["reserved"] == pytest.approx(0.02)
         wait_status(client, rid, {"PROCESSING"})
         assert client.post(f"/v2/requests/{rid}/cancel").status_code == 200
+        deadline = time.monotonic() + 10
+        while (entry := client.get(f"/v1/requests/{rid}").json())["completed_at"] is None:
+            assert time.monotonic() < deadline, entry
+            time.sleep(0.05)
+        assert entry["status"] == "FAILED" and entry["error"] == "cancelled"
+        generated = entry["output_tokens"] or 0
+        assert generated < 10
+        cost = (10 + generated) * 0.001 if generated else 0.0  # nothing made, nothing due
+        assert entry["credits_deduction"] == pytest.approx(cost)
         credits = account(client)["credits"]
-        assert credits == {**credits, "balance": 1.0, "reserved": 0.0}
-        entry = client.get(f"/v1/requests/{rid}").json()
+        assert credits["balance"] == pytest.approx(1.0 - cost) and credits["reserved"] == 0
+
+
+def test_a_failed_request_costs_nothing(api: httpx.Client, server: ServerProcess) -> None:
+    key = new_key(api, "credits-failed", credits=1.0)
+    with server.client(key) as client:
+        response = client.post("/v1/echo-timeout", json=user(" ".join(["w"] * 20)))
+        assert response.status_code == 504
+        rid = response.json()["request_id"]
+        deadline = time.monotonic() + 10
+        while (entry := client.get(f"/v1/requests/{rid}").json())["completed_at"] is None:
+            assert time.monotonic() < deadline, entry
+            time.sleep(0.05)
         assert (entry["status"], entry["credits_deduction"]) == ("FAILED", 0.0)
-        assert entry["error"] == "cancelled"
+        assert account(client)["credits"] == {**account(client)["credits"], "balance": 1.0,
+                                              "reserved": 0.0}
 
 
 def test_admin_credits_api_and_scope(api: httpx.Client, server: ServerProcess) -> None:

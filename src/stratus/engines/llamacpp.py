@@ -283,7 +283,7 @@ class LlamaCppEngine:
     # -- requests ------------------------------------------------------------------------------
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
-        tokens = self.prompt_tokens(request)
+        tokens = await asyncio.to_thread(self.prompt_tokens, request)
         if len(tokens) + request.max_tokens > self.config.context_length:
             raise EngineError(f"prompt of {len(tokens)} tokens plus max_tokens "
                               f"{request.max_tokens} exceeds the context of "
