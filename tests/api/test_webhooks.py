@@ -130,13 +130,42 @@ def test_webhook_to_a_private_address_is_refused(make_server) -> None:
     server = make_server(config)
     with server.client() as api:
         for url in ("http://127.0.0.1:8080/hook", "http://10.0.0.5/hook",
-                    "http://169.254.169.254/latest"):
+                    "http://169.254.169.254/latest", "http://[64:ff9b::a00:5]/hook",
+                    "http://[::ffff:0:a00:5]/hook", "http://[2002:a00:5::1]/hook"):
             refused = api.post("/v2/echo", json=user("hi"), params={"webhook": url})
             assert refused.status_code == 400
             assert "only sent to public addresses" in refused.json()["error"]
         default = api.put("/v1/account/webhook", json={"url": "http://localhost/hook"})
         assert default.status_code == 400
+        # the message does not say where the name points
+        message = default.json()["error"]
+        assert "non-public address" in message
+        assert "127.0.0.1" not in message and "::1" not in message
         bad = api.post("/v2/echo", json=user("hi"), params={"webhook": "gopher://x"})
         assert bad.status_code == 400 and "http:// or https://" in bad.json()["error"]
         # nothing was queued or recorded for the refused requests
         assert api.get("/v1/requests").json()["data"] == []
+
+
+BAD_URLS = [
+    ("http://a..example/hook", "invalid host name"),
+    ("http://" + "a" * 64 + ".example/hook", "invalid host name"),
+    ("http://example.com/\x01", "control character"),  # ?webhook=http://example.com/%01
+    ("http://example.com/a b", "whitespace"),
+]
+
+
+@pytest.mark.parametrize(("url", "says"), BAD_URLS)
+def test_webhook_urls_that_cannot_be_sent_are_refused(api: httpx.Client, server: ServerProcess,
+                                                      url: str, says: str) -> None:
+    key = new_key(api, "webhooks-bad-urls")
+    with server.client(key) as client:
+        for refused in (client.post("/v2/echo", json=user("hi"), params={"webhook": url}),
+                        client.post("/v1/echo", json=user("hi"), params={"webhook": url}),
+                        client.put("/v1/account/webhook", json={"url": url})):
+            assert refused.status_code == 400, refused.text
+            body = refused.json()
+            assert body["type"] == "invalid_request"
+            assert "webhook URL" in body["error"] and says in body["error"]
+        assert client.get("/v1/requests").json()["data"] == []
+        assert client.get("/v1/account").json()["webhook"]["url"] is None

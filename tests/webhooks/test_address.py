@@ -6,6 +6,7 @@ import pytest
 
 from stratus.errors import InvalidRequest
 from stratus.webhooks import check_url
+from stratus.webhooks._address import is_private
 
 pytestmark = pytest.mark.anyio
 
@@ -44,3 +45,100 @@ async def test_public_addresses_pass(url: str) -> None:
 async def test_malformed_urls(url: str, says: str) -> None:
     with pytest.raises(InvalidRequest, match=says):
         await check_url(url, allow_private=False)
+
+
+@pytest.mark.parametrize("address", [
+    "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+    "64:ff9b::808:808",  # NAT64 of a public address: refused all the same
+    "64:ff9b:1::a00:1",  # local-use NAT64
+    "::10.0.0.1",  # IPv4-compatible
+    "::8.8.8.8",
+    "2002:a00:1::1",  # 6to4 of 10.0.0.1
+    "2002:808:808::1",
+    "::ffff:0:a00:1",  # SIIT
+    "::ffff:0:808:808",
+    "fec0::1",  # site-local
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo
+    "::ffff:127.0.0.1",  # IPv4-mapped: the address inside is checked
+    "ff02::1",
+    "224.0.0.1",
+    "fe80::1%eth0",
+])
+def test_non_public_addresses(address: str) -> None:
+    assert is_private(address)
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"])
+def test_public_addresses(address: str) -> None:
+    assert not is_private(address)
+
+
+@pytest.mark.parametrize("host", ["64:ff9b::a00:1", "::10.0.0.1", "2002:a00:1::1",
+                                  "::ffff:0:a00:1", "fec0::1", "64:ff9b::808:808"])
+async def test_ipv6_forms_that_embed_ipv4_are_refused(host: str) -> None:
+    with pytest.raises(InvalidRequest, match="only sent to public addresses"):
+        await check_url(f"http://[{host}]/hook", allow_private=False)
+
+
+class Answers:
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = list(addresses)
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        return self.addresses
+
+
+async def test_the_refusal_does_not_name_the_resolved_address() -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        await check_url("https://intranet.example/hook", allow_private=False,
+                        resolver=Answers("10.20.30.40"))
+    assert "10.20.30.40" not in refused.value.message
+    assert "resolves to a non-public address" in refused.value.message
+
+
+async def test_every_resolved_address_is_checked() -> None:
+    url = "https://mixed.example/hook"
+    with pytest.raises(InvalidRequest, match="only sent to public addresses"):
+        await check_url(url, allow_private=False, resolver=Answers("8.8.8.8", "10.0.0.1"))
+    assert await check_url(url, allow_private=False,
+                           resolver=Answers("8.8.8.8", "2606:4700::1111")) == url
+
+
+@pytest.mark.parametrize("url", [
+    "http://a..example/hook",
+    "http://.example/hook",
+    "http://a.example../hook",
+    "http://" + "a" * 64 + ".example/hook",
+    "http://" + ".".join(["abcdefgh"] * 30) + "/hook",  # 269 characters
+    "http://exa!mple.com/hook",
+])
+@pytest.mark.parametrize("allow_private", [False, True])
+async def test_host_names_that_fail_idna_are_refused(url: str, allow_private: bool) -> None:
+    with pytest.raises(InvalidRequest, match="invalid host name"):
+        await check_url(url, allow_private=allow_private, resolver=Answers("8.8.8.8"))
+
+
+@pytest.mark.parametrize("url", [
+    "http://example.com/\x01",
+    "http://example.com/a\x7fb",
+    "http://example.com/\x85",
+    "http://example.com/a b",
+    "http://exa mple.com/hook",
+    "http://example.com/\thook",
+    "http://example.com/hook\n",
+    "http://example.com/\u2028",
+])
+@pytest.mark.parametrize("allow_private", [False, True])
+async def test_control_characters_and_whitespace_are_refused(url: str,
+                                                              allow_private: bool) -> None:
+    with pytest.raises(InvalidRequest, match="whitespace or a control character"):
+        await check_url(url, allow_private=allow_private, resolver=Answers("8.8.8.8"))
+
+
+@pytest.mark.parametrize("url", [
+    "http://b\u00fccher.example/hook",  # IDNA: sent as xn--bcher-kva.example
+    "https://hook.example./hook",
+    "https://hook_1.example:8443/a%20b?x=%01",  # percent-encoded characters are fine
+])
+async def test_valid_names_pass(url: str) -> None:
+    assert await check_url(url, allow_private=False, resolver=Answers("8.8.8.8")) == url

@@ -7,6 +7,7 @@ shows dollars.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -219,11 +220,21 @@ class Accounts(Protocol):
         ...
 
     # -- webhooks --------------------------------------------------------------------------
-    async def claim_deliveries(self, now: float, limit: int, lease: float) -> list[Delivery]:
-        """Webhooks due now, each held for ``lease`` seconds against a second sender."""
+    async def claim_deliveries(self, now: float, limit: int, lease: float, *,
+                               per_account: int | None = None,
+                               running: Collection[Delivery] = ()) -> list[Delivery]:
+        """Up to ``limit`` webhooks due now, each held for ``lease`` seconds against a second
+        sender. They are taken in turn from each account (every account's oldest due one
+        first, then every account's second, …), at most ``per_account`` of an account
+        counting those of its deliveries the caller is still ``running``, which are never
+        claimed again."""
         ...
 
-    async def next_delivery_at(self) -> float | None: ...
+    async def next_delivery_at(self, *, per_account: int | None = None,
+                               running: Collection[Delivery] = ()) -> float | None:
+        """When the next webhook that :meth:`claim_deliveries` could hand out with the same
+        ``per_account`` and ``running`` is due (None: none pending)."""
+        ...
 
     async def record_delivery(self, delivery: Delivery, attempt: DeliveryAttempt,
                               next_at: float | None, delivered: bool) -> None:

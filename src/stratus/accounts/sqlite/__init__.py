@@ -7,6 +7,7 @@ balance check and the reservation that follows it cannot interleave with another
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 from stratus._sqlite import SqliteDB
 from stratus.accounts._types import (
@@ -95,11 +96,15 @@ class SqliteAccounts:
         return await self._db.read(_requests.history, account_id, query)
 
     # -- webhooks --------------------------------------------------------------------------
-    async def claim_deliveries(self, now: float, limit: int, lease: float) -> list[Delivery]:
-        return await self._db.write(_webhooks.claim, now, limit, lease)
+    async def claim_deliveries(self, now: float, limit: int, lease: float, *,
+                               per_account: int | None = None,
+                               running: Collection[Delivery] = ()) -> list[Delivery]:
+        return await self._db.write(_webhooks.claim, now, limit, lease, per_account,
+                                    tuple(running))
 
-    async def next_delivery_at(self) -> float | None:
-        return await self._db.read(_webhooks.next_at)
+    async def next_delivery_at(self, *, per_account: int | None = None,
+                               running: Collection[Delivery] = ()) -> float | None:
+        return await self._db.read(_webhooks.next_at, per_account, tuple(running))
 
     async def record_delivery(self, delivery: Delivery, attempt: DeliveryAttempt,
                               next_at: float | None, delivered: bool) -> None:

@@ -1,20 +1,37 @@
-"""Webhook deliveries: the pending ones are columns of their request; attempts are logged."""
+"""Webhook deliveries: the pending ones are columns of their request; attempts are logged.
+
+Claims go round the accounts: each account's oldest due delivery first, then each one's
+second, and so on, never more than a share of the sender's slots for one account, so an
+account with many (or slow) deliveries cannot hold up another account's.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
+from collections.abc import Sequence
 
 from stratus.accounts._types import Delivery, DeliveryAttempt
 
 _DUE = "webhook_status = 'pending' AND webhook_next_at <= ?"
 
 
-def claim(conn: sqlite3.Connection, now: float, limit: int, lease: float) -> list[Delivery]:
+def claim(conn: sqlite3.Connection, now: float, limit: int, lease: float,
+          per_account: int | None = None, running: Sequence[Delivery] = ()) -> list[Delivery]:
+    share = per_account or limit
+    busy = Counter(delivery.account_id for delivery in running)
+    skip = [delivery.request_id for delivery in running]
+    # an account's turn n is its n-th oldest due delivery; turns are handed out in order
     rows = conn.execute(
-        "SELECT r.id, r.account_id, r.webhook_url, r.webhook_payload, r.webhook_attempts, "
-        "r.completed_at, a.webhook_secret FROM requests r JOIN accounts a "
-        f"ON a.id = r.account_id WHERE {_DUE} ORDER BY r.webhook_next_at LIMIT ?",
-        (now, limit)).fetchall()
+        "SELECT * FROM (SELECT r.id, r.account_id, r.webhook_url, r.webhook_payload, "
+        "r.webhook_attempts, r.completed_at, r.webhook_next_at, a.webhook_secret, "
+        "ROW_NUMBER() OVER (PARTITION BY r.account_id ORDER BY r.webhook_next_at, r.id) "
+        "AS turn FROM requests r JOIN accounts a ON a.id = r.account_id "
+        f"WHERE {_DUE} AND r.id NOT IN ({_marks(skip)})) "
+        "WHERE turn <= ? ORDER BY turn, webhook_next_at, id LIMIT ?",
+        (now, *skip, share, limit + len(skip))).fetchall()
+    # an account running n deliveries has n turns fewer: at most len(skip) rows fall out
+    rows = [row for row in rows if row["turn"] + busy[row["account_id"]] <= share][:limit]
     conn.executemany("UPDATE requests SET webhook_next_at = ? WHERE id = ?",
                      [(now + lease, row["id"]) for row in rows])
     return [Delivery(request_id=row["id"], account_id=row["account_id"],
@@ -23,9 +40,21 @@ def claim(conn: sqlite3.Connection, now: float, limit: int, lease: float) -> lis
                      first_at=row["completed_at"]) for row in rows]
 
 
-def next_at(conn: sqlite3.Connection) -> float | None:
-    return conn.execute("SELECT MIN(webhook_next_at) FROM requests "
-                        "WHERE webhook_status = 'pending'").fetchone()[0]
+def next_at(conn: sqlite3.Connection, per_account: int | None = None,
+            running: Sequence[Delivery] = ()) -> float | None:
+    """The earliest pending delivery that is not running and whose account has a turn left."""
+    busy = Counter(delivery.account_id for delivery in running)
+    full = [account for account, n in busy.items()
+            if per_account is not None and n >= per_account]
+    skip = [delivery.request_id for delivery in running]
+    return conn.execute(
+        "SELECT MIN(webhook_next_at) FROM requests WHERE webhook_status = 'pending' "
+        f"AND id NOT IN ({_marks(skip)}) AND account_id NOT IN ({_marks(full)})",
+        (*skip, *full)).fetchone()[0]
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" * len(values))
 
 
 def record(conn: sqlite3.Connection, delivery: Delivery, attempt: DeliveryAttempt,
