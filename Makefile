@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve test lint clean
+.PHONY: serve test lint fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ lint: $(VENV)/.test
 test: $(VENV)/.test lint
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
+
+# The API fuzz (tests/api/test_fuzz.py) with many more examples per operation than the test
+# command runs: FUZZ_EXAMPLES=2000 to change it.
+FUZZ_EXAMPLES ?= 500
+fuzz: $(VENV)/.test
+	STRATUS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/api/test_fuzz.py $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .stratus .pytest_cache .ruff_cache

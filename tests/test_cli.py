@@ -92,6 +92,21 @@ def test_credits_add_set_show(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no account 'nobody'" in missing.stderr
 
 
+def test_credit_amounts_that_cannot_be_counted_are_refused(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    stratus("keys", "create", "--account", "team-d", "--credits", "1", "--data-dir", data)
+    for amount in ("nan", "inf", "1e20"):
+        for args in (("credits", "add", "team-d", amount), ("credits", "set", "team-d", amount),
+                     ("keys", "create", "--account", "team-e", "--credits", amount)):
+            done = stratus(*args, "--data-dir", data)
+            assert done.returncode == 2, (args, done.stderr)
+            assert "Traceback" not in done.stderr and "USD" in done.stderr
+    stratus("credits", "set", "team-d", "1000000000", "--data-dir", data)
+    over = stratus("credits", "add", "team-d", "1", "--data-dir", data)
+    assert over.returncode == 2 and "largest balance" in over.stderr
+    assert "$1000000000.000000" in stratus("credits", "show", "team-d", "--data-dir", data).stdout
+
+
 def test_credits_added_by_the_cli_reach_the_running_server(make_server) -> None:
     import httpx
 

@@ -111,10 +111,16 @@ def _accounts(args: argparse.Namespace) -> Any:
 
 
 def _usd(value: str) -> float:
+    from stratus.accounts import MAX_USD
+
     try:
-        return float(value)
+        amount = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not an amount in USD") from None
+    if not math.isfinite(amount) or abs(amount) > MAX_USD:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an amount in USD from -{MAX_USD} to {MAX_USD}")
+    return amount
 
 
 def _keys_create(args: argparse.Namespace) -> int:

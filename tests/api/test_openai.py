@@ -82,3 +82,11 @@ def test_failure_mid_stream_is_an_error_chunk(server: ServerProcess) -> None:
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
     assert '"error"' in lines[-2] and "execution timeout" in lines[-2]
+
+
+def test_seed_past_64_bits_is_a_400(server: ServerProcess) -> None:
+    with server.client() as api:
+        response = api.post("/v1/chat/completions", json={
+            "model": "echo", "seed": 10**23, "messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 400, response.text
+        assert "seed" in response.json()["error"]["message"]

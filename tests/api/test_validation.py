@@ -160,3 +160,11 @@ def test_model_without_vision_refuses_images(api: httpx.Client) -> None:
     body = with_image(base64_block("image/png", image_b64()))
     message = error_of(api.post("/v1/echo", json=body))
     assert "cannot take images" in message
+
+
+def test_a_model_named_like_another_surface_gets_the_segmind_shape(api: httpx.Client) -> None:
+    for path in ("/v1/messagesx", "/v1/chat/completionsx"):
+        response = api.post(path, json=user("hi"))
+        assert response.status_code == 404, response.text
+        body = response.json()
+        assert isinstance(body["error"], str) and body["type"] == "not_found"

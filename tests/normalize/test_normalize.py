@@ -113,3 +113,8 @@ def test_prompt_far_too_long_is_refused_before_it_is_tokenized() -> None:
     with pytest.raises(InvalidRequest, match="at least 250 tokens") as error:
         run({"messages": [{"role": "user", "content": "x" * 1000}]}, dense)
     assert "context of 100 tokens" in error.value.message
+
+
+def test_top_k_past_any_vocabulary_is_refused() -> None:
+    with pytest.raises(InvalidRequest, match="top_k must be from 0 to 1000000"):
+        run({"prompt": "x", "top_k": 10**23})

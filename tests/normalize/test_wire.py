@@ -45,3 +45,11 @@ def test_lone_surrogates_are_named(raw: bytes, where: str) -> None:
 def test_a_surrogate_pair_is_a_real_character() -> None:
     data = parse_json(b'{"text": "\\ud83d\\ude00"}')
     assert data == {"text": "\U0001F600"}
+
+
+@pytest.mark.parametrize("raw", [b'{"metadata": {"x": NaN}}', b'{"amount": Infinity}',
+                                 b'{"amount": -Infinity}', b'{"amount": 1e400}'])
+def test_numbers_that_are_not_finite_are_named(raw: bytes) -> None:
+    message = refused(raw)
+    assert "must be a finite number" in message
+    assert message.startswith(("metadata.x", "amount"))

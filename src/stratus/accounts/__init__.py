@@ -1,6 +1,7 @@
 """Accounts: API keys, credits, request history and webhook deliveries (embedded: SQLite)."""
 
 from stratus.accounts._types import (
+    MAX_USD,
     NANO,
     Account,
     Accounts,
@@ -18,6 +19,7 @@ from stratus.accounts._types import (
 from stratus.accounts.sqlite import SqliteAccounts
 
 __all__ = [
+    "MAX_USD",
     "NANO",
     "Account",
     "Accounts",

@@ -14,6 +14,7 @@ from typing import Protocol
 from stratus.store import JobRecord
 
 NANO = 1_000_000_000  # nano-dollars per dollar
+MAX_USD = 1_000_000_000  # the largest balance or amount: its nano-dollars fit an int64
 
 
 def to_nano(usd: float) -> int:

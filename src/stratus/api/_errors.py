@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from stratus.api._middleware import ANTHROPIC_PREFIX
+from stratus.api._middleware import ANTHROPIC_PREFIX, OPENAI_PREFIX, under
 from stratus.errors import (
     InternalError,
     InvalidRequest,
@@ -28,8 +28,6 @@ log = logging.getLogger("stratus.api")
 def request_id_of(request: Request) -> str:
     return getattr(request.state, "request_id", "")
 
-
-OPENAI_PREFIX = "/v1/chat/completions"
 
 # HTTP status -> error type, as Anthropic names them (the OpenAI shape uses them too)
 _ERROR_TYPES = {
@@ -79,9 +77,9 @@ def openai_error(request: Request, error: ServiceError) -> JSONResponse:
 
 
 def render(request: Request, error: ServiceError) -> JSONResponse:
-    if request.url.path.startswith(ANTHROPIC_PREFIX):
+    if under(request.url.path, ANTHROPIC_PREFIX):
         return anthropic_error(request, error)
-    if request.url.path.startswith(OPENAI_PREFIX):
+    if under(request.url.path, OPENAI_PREFIX):
         return openai_error(request, error)
     return segmind_error(request, error)
 

@@ -10,6 +10,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from stratus.api._headers import limit_headers
 
 ANTHROPIC_PREFIX = "/v1/messages"
+OPENAI_PREFIX = "/v1/chat/completions"
+
+
+def under(path: str, prefix: str) -> bool:
+    """Is ``path`` the route ``prefix`` or below it (``/v1/messagesx`` is not)?"""
+    return path == prefix or path.startswith(prefix + "/")
 
 
 class RequestIdMiddleware:
@@ -27,7 +33,7 @@ class RequestIdMiddleware:
         request_id = str(uuid.uuid4())
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        anthropic = scope["path"].startswith(ANTHROPIC_PREFIX)
+        anthropic = under(scope["path"], ANTHROPIC_PREFIX)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -435,5 +435,5 @@ class LlamaCppEngine:
         seed = request.seed if request.seed is not None else self._seed
         if seed is None:
             seed = random.getrandbits(32)
-        lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed))
+        lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed & 0xFFFFFFFF))
         return chain

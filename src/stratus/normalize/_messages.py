@@ -11,6 +11,7 @@ from stratus.normalize._images import image_part
 from stratus.protocol.messages import Message, MessagesRequest, TextBlock
 
 MAX_STOP_SEQUENCES = 16
+MAX_TOP_K = 1_000_000  # more than any vocabulary: the same as no top_k
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +156,8 @@ def _check_sampling(body: MessagesRequest) -> None:
         raise InvalidRequest(f"temperature must be between 0 and 1 (got {body.temperature})")
     if body.top_p is not None and not 0.0 <= body.top_p <= 1.0:
         raise InvalidRequest(f"top_p must be between 0 and 1 (got {body.top_p})")
-    if body.top_k is not None and body.top_k < 0:
-        raise InvalidRequest(f"top_k must be 0 or more (got {body.top_k})")
+    if body.top_k is not None and not 0 <= body.top_k <= MAX_TOP_K:
+        raise InvalidRequest(f"top_k must be from 0 to {MAX_TOP_K} (got {body.top_k})")
     stops = body.stop_sequences or []
     if len(stops) > MAX_STOP_SEQUENCES:
         raise InvalidRequest(f"stop_sequences may hold at most {MAX_STOP_SEQUENCES} strings")

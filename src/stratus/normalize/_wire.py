@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, TypeVar
 
@@ -32,7 +33,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def parse_json(raw: bytes) -> Any:
     """The body as JSON, checked so that everything after can encode it again: no lone
-    UTF-16 surrogates in any string, no nesting deeper than ``MAX_DEPTH``."""
+    UTF-16 surrogates in any string, no NaN or Infinity (which Python's parser reads), no
+    nesting deeper than ``MAX_DEPTH``."""
     if not raw.strip():
         raise InvalidRequest("request body is empty: send a JSON object")
     try:
@@ -66,6 +68,10 @@ def _check_values(data: Any) -> None:
                     f"{where} contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff "
                     "escape): send valid Unicode text")
             continue
+        if isinstance(node, float) and not math.isfinite(node):
+            raise InvalidRequest(
+                f"{path or 'request body'} must be a finite number: NaN and Infinity are not "
+                "JSON numbers")
         if not isinstance(node, dict | list):
             continue
         if depth >= MAX_DEPTH:

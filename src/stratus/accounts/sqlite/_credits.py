@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from stratus.accounts._types import Account, to_usd
+from stratus.accounts._types import MAX_USD, Account, to_nano, to_usd
 from stratus.accounts.sqlite._keys import fetch_account
 from stratus.errors import InsufficientCredits, InvalidRequest
 
@@ -34,6 +34,10 @@ def add(conn: sqlite3.Connection, name: str, amount: int, note: str, now: float)
         raise InvalidRequest(
             f"account {name!r} has ${to_usd(account.balance):.6f}: taking "
             f"${to_usd(-amount):.6f} would leave it below zero")
+    if account.balance + amount > to_nano(MAX_USD):
+        raise InvalidRequest(
+            f"account {name!r} has ${to_usd(account.balance):.6f}: adding "
+            f"${to_usd(amount):.6f} would take it above the largest balance, ${MAX_USD:,}")
     conn.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?",
                  (amount, account.id))
     ledger(conn, account.id, "grant", amount, now, note=note)

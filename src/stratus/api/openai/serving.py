@@ -28,6 +28,8 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
         raise InvalidRequest(f"n must be 1 (got {body.n}): send one request per completion")
     if body.temperature is not None and not 0 <= body.temperature <= 2:
         raise InvalidRequest(f"temperature must be between 0 and 2 (got {body.temperature})")
+    if body.seed is not None and not -(2**63) <= body.seed < 2**63:
+        raise InvalidRequest(f"seed must be a 64-bit integer (got {body.seed})")
     spec = runtime.models.resolve(body.model)
 
     def prepare() -> Normalized:
