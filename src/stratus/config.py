@@ -126,6 +126,13 @@ class PolicyConfig(_Strict):
     rules: tuple[PolicyRule, ...] = ()
 
 
+class RedisConfig(_Strict):
+    """Redis, for what may be lost: shared rate-limit buckets. None: kept in the process."""
+
+    url: str | None = Field(default=None, pattern=r"^(redis|rediss|unix)://")
+    api_nodes: int = Field(default=1, gt=0)  # while Redis is down each keeps 1/N of a limit
+
+
 def _default_models() -> tuple[ModelConfig, ...]:
     return (
         ModelConfig(
@@ -157,6 +164,7 @@ class Config(_Strict):
     server: ServerConfig = ServerConfig()
     webhooks: WebhookConfig = WebhookConfig()
     policy: PolicyConfig = PolicyConfig()
+    redis: RedisConfig = RedisConfig()
     models: tuple[ModelConfig, ...] = Field(default_factory=_default_models)
 
     @model_validator(mode="after")
@@ -205,6 +213,8 @@ def load_config(path: Path | None = None, *, env: Mapping[str, str] | None = Non
             server[key] = env[var]
     server.update({k: v for k, v in (overrides or {}).items() if v is not None})
     raw["server"] = server
+    if env.get("STRATUS_REDIS_URL"):
+        raw["redis"] = {**raw.get("redis", {}), "url": env["STRATUS_REDIS_URL"]}
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:

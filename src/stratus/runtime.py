@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stratus import backends
 from stratus._offload import Offload
 from stratus._sqlite import SqliteDB
 from stratus.accounts import (
@@ -32,7 +33,7 @@ from stratus.errors import (
     Unavailable,
     UnprocessableRequest,
 )
-from stratus.limits import LimitState, RateLimiter
+from stratus.limits import LimitState, LocalRateLimiter, RateLimiter
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.normalize import Normalized
 from stratus.outcomes import Outcomes
@@ -102,7 +103,7 @@ class Runtime:
     dispatcher: Dispatcher
     policy: ContentPolicy
     bus: TokenBus = field(default_factory=TokenBus)
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    limiter: RateLimiter = field(default_factory=LocalRateLimiter)
     offload: Offload = field(default_factory=lambda: Offload(PREPARE_THREADS))
     _db: SqliteDB | None = None
     draining: bool = field(default=False)
@@ -127,7 +128,7 @@ class Runtime:
                         bus=bus, outcomes=outcomes, policy=policy)
         return cls(config=config, store=store, accounts=accounts, models=models,
                    worker=worker, outcomes=outcomes, dispatcher=dispatcher, policy=policy,
-                   bus=bus, _db=db)
+                   bus=bus, limiter=backends.rate_limiter(config), _db=db)
 
     async def start(self) -> None:
         await self.models.start()
@@ -167,6 +168,7 @@ class Runtime:
         await self.dispatcher.stop()
         await self.models.close()
         await self.store.close()
+        await self.limiter.close()
         self.offload.close()
         if self._db is not None:
             self._db.close()
@@ -205,7 +207,7 @@ class Runtime:
                 return Admission(earlier, None), await self.offload.run(prepare)
         limits = {"requests_per_minute": key.options.requests_per_minute,
                   "tokens_per_minute": key.options.tokens_per_minute}
-        self.limiter.check(key.id, tokens=1, **limits)
+        await self.limiter.check(key.id, tokens=1, **limits)
         self._check_some_credit(caller, spec)
         normalized = await self.offload.run(prepare)
         request = normalized.request
@@ -214,7 +216,7 @@ class Runtime:
             webhook = await check_url(webhook,
                                       allow_private=self.config.webhooks.allow_private)
         tokens = normalized.input_tokens + request.max_tokens
-        state = self.limiter.admit(key.id, tokens=tokens, **limits)
+        state = await self.limiter.admit(key.id, tokens=tokens, **limits)
         job = NewJob(id=request_id, account_id=caller.account.id, model=spec.slug,
                      requested_model=requested_model, request=request.model_dump(mode="json"),
                      idempotency_key=idempotency_key, body_hash=body_hash, blocked=blocked,
@@ -223,10 +225,10 @@ class Runtime:
             record, created = await self._queue(caller, spec, job, normalized, webhook,
                                                 wants_result)
         except BaseException:
-            self.limiter.refund(key.id, tokens=tokens, **limits)
+            await self.limiter.refund(key.id, tokens=tokens, **limits)
             raise
         if not created:  # the same key and body raced in: the earlier job, not a new one
-            self.limiter.refund(key.id, tokens=tokens, **limits)
+            await self.limiter.refund(key.id, tokens=tokens, **limits)
             return Admission(record, None), normalized
         return Admission(record, state), normalized
 

@@ -73,3 +73,20 @@ def test_anthropic_surface_names_its_headers(api: httpx.Client, server: ServerPr
         assert second.json()["error"]["type"] == "rate_limit_error"
         assert second.headers["anthropic-ratelimit-requests-remaining"] == "0"
         assert int(second.headers["retry-after"]) >= 1
+
+
+def test_limits_kept_in_redis_when_configured(make_server, redis_server) -> None:
+    import redis
+
+    from tests.conftest import SERVER_CONFIG
+
+    server = make_server(SERVER_CONFIG + f'\n[redis]\nurl = "{redis_server.url}"\n')
+    with server.client() as admin:
+        key = new_key(admin, "limits-redis", requests_per_minute=2)
+    with server.client(key) as client:
+        codes = [client.post("/v2/echo", json=user("hi")).status_code for _ in range(3)]
+        key_id = client.get("/v1/account").json()["key"]["id"]
+    assert codes == [200, 200, 429]
+    with redis.Redis.from_url(redis_server.url) as store:
+        bucket = store.hgetall(f"stratus:ratelimit:{key_id}")
+    assert float(bucket[b"requests:level"]) < 1

@@ -46,7 +46,8 @@ async def count_tokens(runtime: Runtime, caller: Caller,
     spec = runtime.models.resolve(body.model)
     runtime.check_scope(caller.key, spec, body.model)
     key = caller.key
-    limits = runtime.limiter.admit(key.id, requests_per_minute=key.options.requests_per_minute,
-                                   tokens_per_minute=key.options.tokens_per_minute, tokens=0)
+    limits = await runtime.limiter.admit(
+        key.id, requests_per_minute=key.options.requests_per_minute,
+        tokens_per_minute=key.options.tokens_per_minute, tokens=0)
     count = await runtime.offload.run(count_input_tokens, body.as_messages_request(), spec)
     return {"input_tokens": count}, limits
