@@ -41,35 +41,42 @@ def _serve(args: argparse.Namespace) -> int:
     class Server(uvicorn.Server):
         """On the first SIGTERM/SIGINT the server drains while still listening (new
         submits get 503, ``/ready`` 503) until its running jobs end or the grace period
-        passes; then it closes the listener and stops. A second signal stops it at once."""
+        passes; then it closes the listener, gives open streams what is left of the grace
+        (at least 1 s) and hands unfinished jobs back to the queue. A second signal skips
+        what is left: streams are cut and jobs handed back at once."""
 
         drain_task: asyncio.Task[None] | None = None
 
         def handle_exit(self, sig: int, frame: Any) -> None:
-            if self.drain_task is not None or runtime.draining:
-                super().handle_exit(sig, frame)
-                return
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
                 runtime.begin_drain()
                 super().handle_exit(sig, frame)
                 return
-            loop.call_soon_threadsafe(self._start_drain, sig, frame)
+            loop.call_soon_threadsafe(self._signalled, sig, frame)
 
-        def _start_drain(self, sig: int, frame: Any) -> None:
+        def _signalled(self, sig: int, frame: Any) -> None:
             if self.drain_task is None:
                 self.drain_task = asyncio.create_task(self._drain(sig, frame))
+                return
+            runtime.end_grace()  # a second signal: no more waiting
+            self.drain_task.cancel()
+            self.config.timeout_graceful_shutdown = 0.1
+            super().handle_exit(sig, frame)
 
         async def _drain(self, sig: int, frame: Any) -> None:
             try:
                 await runtime.drain()
             finally:
-                super().handle_exit(sig, frame)
+                if not self.should_exit:
+                    grace = runtime.grace_left()
+                    self.config.timeout_graceful_shutdown = max(1, math.ceil(grace))
+                    super().handle_exit(sig, frame)
 
     server = Server(uvicorn.Config(
         app, host=config.server.host, port=config.server.port, log_level=args.log_level,
-        # streams still open once the drain is over get this long to end
+        # set again once the drain is over: what is left of the grace, at least 1 s
         timeout_graceful_shutdown=max(1, math.ceil(config.server.shutdown_grace)),
         access_log=args.access_log,
     ))

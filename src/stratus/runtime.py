@@ -2,94 +2,46 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from stratus import backends
-from stratus._offload import Offload
+from stratus._offload import PREPARE_THREADS, Offload
 from stratus._sqlite import SqliteDB
 from stratus.accounts import (
     Account,
     Accounts,
     ApiKey,
     Caller,
-    Opening,
     SqliteAccounts,
-    to_nano,
-    to_usd,
 )
+from stratus.admission import Admission, Admitter
 from stratus.config import Config, ModelConfig
 from stratus.errors import (
-    InsufficientCredits,
-    InvalidRequest,
     NotFound,
     PermissionDenied,
-    RateLimited,
     Unavailable,
-    UnprocessableRequest,
 )
-from stratus.limits import LimitState, LocalRateLimiter, RateLimiter
+from stratus.limits import LocalRateLimiter, RateLimiter
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.normalize import Normalized
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
 from stratus.store import (
-    IdempotencyConflict,
-    IdempotentReplay,
     JobRecord,
     JobStore,
-    NewJob,
-    QueueFull,
     SqliteJobStore,
-    Status,
 )
 from stratus.streams import TokenBus
-from stratus.webhooks import Dispatcher, check_url
+from stratus.webhooks import Dispatcher
 from stratus.worker import Worker
-
-PREPARE_THREADS = 2  # requests parsed, decoded and tokenized at once, off the event loop
-
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    """A submitted request's job, and the state of the key's rate limits after it."""
-
-    record: JobRecord
-    limits: LimitState | None
 
 
 def may_use(key: ApiKey, model: ModelConfig) -> bool:
     allowed = key.options.models
     return allowed is None or not {model.slug, *model.aliases}.isdisjoint(allowed)
-
-
-def _body_hash(idempotency_key: str | None, requested_model: str, body: Any) -> str | None:
-    """What an idempotency key is bound to: the model as requested and the body."""
-    if idempotency_key is None:
-        return None
-    if not 1 <= len(idempotency_key) <= 255:
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
-    canonical = json.dumps([requested_model, body], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _opening(caller: Caller, spec: ModelSpec, job: NewJob, normalized: Normalized,
-             webhook: str | None) -> Opening:
-    """The request's history row, holding its worst case: input + max_tokens at the
-    model's prices (nothing for a request the policy blocked)."""
-    cfg, max_tokens = spec.config, normalized.request.max_tokens
-    worst = 0.0 if job.blocked else cfg.cost_usd(normalized.input_tokens, max_tokens)
-    return Opening(
-        request_id=job.id, account_id=caller.account.id, key_id=caller.key.id,
-        model=job.requested_model, slug=spec.slug, reserve=to_nano(worst),
-        reserve_note=(f"{normalized.input_tokens} input tokens + max_tokens {max_tokens} at "
-                      f"${cfg.price_input:g} / ${cfg.price_output:g} per million"),
-        webhook_url=webhook)
 
 
 @dataclass
@@ -108,6 +60,11 @@ class Runtime:
     _db: SqliteDB | None = None
     draining: bool = field(default=False)
     _drain_deadline: float = 0.0
+    admitter: Admitter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admitter = Admitter(self.config, self.store, self.accounts, self.limiter,
+                                 self.policy, self.offload, self.outcomes)
 
     @classmethod
     def embedded(cls, config: Config) -> Runtime:
@@ -157,14 +114,19 @@ class Runtime:
         """Stop admitting, and return once the running jobs have ended or the grace period
         has passed."""
         self.begin_drain()
-        await self.worker.wait_idle(self._grace_left())
+        await self.worker.wait_idle(self.grace_left())
 
-    def _grace_left(self) -> float:
+    def grace_left(self) -> float:
         return max(0.0, self._drain_deadline - time.monotonic())
+
+    def end_grace(self) -> None:
+        """Stop waiting for running jobs: they are handed back to the queue at stop."""
+        self.begin_drain()
+        self._drain_deadline = time.monotonic()
 
     async def stop(self) -> None:
         self.begin_drain()
-        await self.worker.stop(self._grace_left())
+        await self.worker.stop(self.grace_left())
         await self.dispatcher.stop()
         await self.models.close()
         await self.store.close()
@@ -181,145 +143,18 @@ class Runtime:
 
     async def submit(self, caller: Caller, spec: ModelSpec, requested_model: str,
                      prepare: Callable[[], Normalized], *, request_id: str,
-                     idempotency_key: str | None, body: Any, webhook: str | None = None,
-                     wants_result: bool = True) -> tuple[Admission, Normalized]:
-        """Admit a request and queue its job. The order puts what is cheap first and what
-        takes something last: the key's scope (403); an ``Idempotency-Key`` used before
-        (the earlier job, checked before any limit or credit); the key's rate limits, looked
-        at (429); ``prepare`` (the checked request, worked out off the event loop); the
-        content policy (the job starts FAILED); the webhook URL (400); then the rate
-        limits taken, the credits reserved (406) and the job queued (429 if the model's
-        queue is full) — a request refused at that last step gets its limits back.
-
-        ``wants_result``: the caller waits for the answer (a sync route), so a replay of a
-        request whose result has expired is a 404 rather than its bare status."""
+                     idempotency_key: str | None, body: Any, stream: bool = False,
+                     webhook: str | None = None,
+                     wants_result: bool = True) -> tuple[Admission, Normalized | None]:
+        """Admit a request and queue its job (see :class:`stratus.admission.Admitter`)."""
         if self.draining:
             raise Unavailable("this server is shutting down: retry on another node or shortly",
                               headers={"Retry-After": "5"})
-        key = caller.key
-        self.check_scope(key, spec, requested_model)
-        body_hash = None
-        if idempotency_key is not None:
-            body_hash = await self.offload.run(_body_hash, idempotency_key, requested_model,
-                                               body)
-            earlier = await self._replay(caller, idempotency_key, body_hash, wants_result)
-            if earlier is not None:
-                return Admission(earlier, None), await self.offload.run(prepare)
-        limits = {"requests_per_minute": key.options.requests_per_minute,
-                  "tokens_per_minute": key.options.tokens_per_minute}
-        await self.limiter.check(key.id, tokens=1, **limits)
-        self._check_some_credit(caller, spec)
-        normalized = await self.offload.run(prepare)
-        request = normalized.request
-        blocked = self.policy.input_violation(request)
-        if webhook is not None:
-            webhook = await check_url(webhook,
-                                      allow_private=self.config.webhooks.allow_private)
-        tokens = normalized.input_tokens + request.max_tokens
-        state = await self.limiter.admit(key.id, tokens=tokens, **limits)
-        job = NewJob(id=request_id, account_id=caller.account.id, model=spec.slug,
-                     requested_model=requested_model, request=request.model_dump(mode="json"),
-                     idempotency_key=idempotency_key, body_hash=body_hash, blocked=blocked,
-                     max_queue=spec.config.max_queue)
-        try:
-            record, created = await self._queue(caller, spec, job, normalized, webhook,
-                                                wants_result)
-        except BaseException:
-            await self.limiter.refund(key.id, tokens=tokens, **limits)
-            raise
-        if not created:  # the same key and body raced in: the earlier job, not a new one
-            await self.limiter.refund(key.id, tokens=tokens, **limits)
-            return Admission(record, None), normalized
-        return Admission(record, state), normalized
-
-    async def _queue(self, caller: Caller, spec: ModelSpec, job: NewJob,
-                     normalized: Normalized, webhook: str | None,
-                     wants_result: bool) -> tuple[JobRecord, bool]:
-        """Reserve the credits and queue the job: the request's history row and its job
-        exist together or not at all."""
-        await self.accounts.open_request(_opening(caller, spec, job, normalized, webhook))
-        try:
-            record, created = await self.store.submit(job)
-        except IdempotencyConflict as exc:
-            await self.accounts.discard_request(job.id)
-            raise self._idempotency_conflict(job.idempotency_key, exc.job_id) from None
-        except IdempotentReplay as exc:
-            await self.accounts.discard_request(job.id)
-            record = await self._expired_replay(caller, exc.job_id, wants_result)
-            return record, False
-        except QueueFull as exc:
-            await self.accounts.discard_request(job.id)
-            raise self._queue_full(spec, exc.depth) from None
-        except BaseException:
-            await asyncio.shield(self._undo_open(job.id))
-            raise
-        if not created:
-            await self.accounts.discard_request(job.id)
-        elif record.status.is_terminal():
-            await self.outcomes.settle(record)
-        return record, created
-
-    async def _replay(self, caller: Caller, idempotency_key: str, body_hash: str,
-                      wants_result: bool) -> JobRecord | None:
-        """The job an ``Idempotency-Key`` was first used for, if it was."""
-        found = await self.store.idempotent(caller.account.id, idempotency_key)
-        if found is None:
-            return None
-        job_id, first_hash = found
-        if first_hash != body_hash:
-            raise self._idempotency_conflict(idempotency_key, job_id)
-        record = await self.store.get(job_id)
-        if record is None or record.account_id != caller.account.id:
-            return await self._expired_replay(caller, job_id, wants_result)
-        return record
-
-    async def _expired_replay(self, caller: Caller, job_id: str,
-                              wants_result: bool) -> JobRecord:
-        """A replay of a request whose job record has expired: never run (or charged)
-        again. Its status comes from the account's history; its result is gone (404)."""
-        entry = await self.accounts.request(caller.account.id, job_id)
-        if wants_result or entry is None:
-            ttl = self.config.server.result_ttl
-            raise NotFound(
-                f"this Idempotency-Key was used for request {job_id}, which has ended and "
-                f"whose result has expired (results are kept {ttl:g} s); it is not run "
-                "again: use a new key for a new request", extra={"request_id": job_id})
-        return JobRecord(
-            id=job_id, account_id=caller.account.id, model=entry.slug,
-            requested_model=entry.model, status=Status(entry.status), request={},
-            created_at=entry.created_at, attempts=0, started_at=entry.started_at,
-            completed_at=entry.completed_at, error=entry.error, error_type=entry.error_type)
-
-    @staticmethod
-    def _check_some_credit(caller: Caller, spec: ModelSpec) -> None:
-        """406 before the body is worked on when the account could not pay for even one
-        output token (the full worst case is reserved once the request is known)."""
-        available = caller.account.available
-        if available is not None and available < to_nano(spec.config.cost_usd(0, 1)):
-            raise InsufficientCredits(
-                f"insufficient credits: account {caller.account.name!r} has "
-                f"${to_usd(max(available, 0)):.6f} available: ask an admin to add credits",
-                extra={"credits_available": to_usd(max(available, 0))})
-
-    @staticmethod
-    def _idempotency_conflict(idempotency_key: str | None, job_id: str) -> UnprocessableRequest:
-        return UnprocessableRequest(
-            f"Idempotency-Key {idempotency_key!r} was already used with a different "
-            f"request (request_id {job_id}): use a new key for a new request",
-            extra={"request_id": job_id})
-
-    @staticmethod
-    def _queue_full(spec: ModelSpec, depth: int) -> RateLimited:
-        return RateLimited(
-            f"queue full: model {spec.slug!r} already has {depth} requests waiting "
-            f"(max_queue {spec.config.max_queue}); retry later",
-            retry_after=max(1.0, spec.config.execution_timeout / 60))
-
-    async def _undo_open(self, request_id: str) -> None:
-        """The submit failed or was interrupted: forget the request unless its job was
-        queued after all (then it is settled when the job ends, like any other)."""
-        if await self.store.get(request_id) is None:
-            await self.accounts.discard_request(request_id)
+        self.check_scope(caller.key, spec, requested_model)
+        return await self.admitter.submit(
+            caller, spec, requested_model, prepare, request_id=request_id,
+            idempotency_key=idempotency_key, body=body, stream=stream, webhook=webhook,
+            wants_result=wants_result)
 
     def check_scope(self, key: ApiKey, spec: ModelSpec, requested_model: str) -> None:
         if not may_use(key, spec.config):

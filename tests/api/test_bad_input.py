@@ -244,6 +244,8 @@ MALFORMED_WEBHOOKS = [
     Case("webhook-control-char-host", webhook="http://exam\x01ple.com/", needle="webhook"),
     Case("webhook-space", webhook="http://example.com/a hook", needle="webhook"),
     Case("webhook-ftp", webhook="ftp://x", needle="webhook"),
+    Case("webhook-bad-a-label", webhook="http://xn--a.com/hook", needle="webhook"),
+    Case("webhook-bad-a-label-https", webhook="https://xn--zz.example/", needle="webhook"),
 ]
 
 # Credit amounts JSON can carry but no balance can hold.

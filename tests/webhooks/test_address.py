@@ -106,6 +106,8 @@ async def test_every_resolved_address_is_checked() -> None:
 
 @pytest.mark.parametrize("url", [
     "http://a..example/hook",
+    "http://xn--a.com/hook",  # an A-label that does not decode
+    "https://xn--zz.example/",
     "http://.example/hook",
     "http://a.example../hook",
     "http://" + "a" * 64 + ".example/hook",
@@ -142,3 +144,13 @@ async def test_control_characters_and_whitespace_are_refused(url: str,
 ])
 async def test_valid_names_pass(url: str) -> None:
     assert await check_url(url, allow_private=False, resolver=Answers("8.8.8.8")) == url
+
+
+async def test_special_use_names_are_answered_without_asking_dns() -> None:
+    def never(host: str, port: int) -> list[str]:
+        raise AssertionError(f"asked DNS for {host}")
+
+    with pytest.raises(InvalidRequest, match="does not resolve"):
+        await check_url("http://hooks.invalid/x", allow_private=False, resolver=never)
+    with pytest.raises(InvalidRequest, match="only sent to public addresses"):
+        await check_url("http://app.localhost/x", allow_private=False, resolver=never)

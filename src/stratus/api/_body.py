@@ -6,6 +6,8 @@ from fastapi import Request
 
 from stratus.errors import InvalidRequest, PayloadTooLarge
 
+SETTINGS_BODY = 64 * 1024  # bodies of the account and admin routes: a few settings
+
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(

@@ -28,15 +28,20 @@ _TYPE_WORDS = {
 
 
 MAX_DEPTH = 64  # nesting of objects and lists in a request body
+MAX_VALUES = 200_000  # values in a request body (bounds the memory and time of parsing it)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def parse_json(raw: bytes) -> Any:
     """The body as JSON, checked so that everything after can encode it again: no lone
     UTF-16 surrogates in any string, no NaN or Infinity (which Python's parser reads), no
-    nesting deeper than ``MAX_DEPTH``."""
+    nesting deeper than ``MAX_DEPTH``, at most ``MAX_VALUES`` values."""
     if not raw.strip():
         raise InvalidRequest("request body is empty: send a JSON object")
+    if raw.count(b",") + raw.count(b":") > MAX_VALUES:  # an upper bound on the values
+        raise InvalidRequest(
+            f"request body holds too many values (more than {MAX_VALUES} commas and colons): "
+            "send a smaller request")
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -53,41 +58,56 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidRequest(
             f"request body is nested too deeply: at most {MAX_DEPTH} levels of objects and "
             "lists") from None
-    _check_values(data)
+    problem = _first_problem(data)
+    if problem is not None:
+        node, reason = problem
+        raise InvalidRequest(reason.format(where=_path_to(data, node) or "request body"))
     return data
 
 
-def _check_values(data: Any) -> None:
-    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+def _first_problem(data: Any) -> tuple[Any, str] | None:
+    """The first value that cannot be taken, and what is wrong with it (``{where}`` to be
+    filled in with its path). Walks the body once, building nothing per value."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
     while stack:
-        node, path, depth = stack.pop()
-        if isinstance(node, str):
+        node, depth = stack.pop()
+        kind = type(node)
+        if kind is str:
             if not node.isascii() and _SURROGATE.search(node):
-                where = path or "request body"
-                raise InvalidRequest(
-                    f"{where} contains an unpaired UTF-16 surrogate (a lone \\ud800-\\udfff "
-                    "escape): send valid Unicode text")
-            continue
-        if isinstance(node, float) and not math.isfinite(node):
-            raise InvalidRequest(
-                f"{path or 'request body'} must be a finite number: NaN and Infinity are not "
-                "JSON numbers")
-        if not isinstance(node, dict | list):
-            continue
-        if depth >= MAX_DEPTH:
-            raise InvalidRequest(
-                f"request body is nested too deeply at {path or 'the top'}: at most "
-                f"{MAX_DEPTH} levels of objects and lists")
-        if isinstance(node, list):
-            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node))
-            continue
-        for name, value in node.items():
-            child = f"{path}.{name}" if path else name
-            if not name.isascii() and _SURROGATE.search(name):
-                raise InvalidRequest(
-                    f"a field name in {path or 'the request body'} contains an unpaired "
-                    "UTF-16 surrogate: send valid Unicode text")
-            stack.append((value, child, depth + 1))
+                return node, ("{where} contains an unpaired UTF-16 surrogate (a lone "
+                              "\\ud800-\\udfff escape): send valid Unicode text")
+        elif kind is float:
+            if not math.isfinite(node):
+                return node, ("{where} must be a finite number: NaN and Infinity are not "
+                              "JSON numbers")
+        elif kind is list or kind is dict:
+            if depth >= MAX_DEPTH:
+                return node, ("request body is nested too deeply at {where}: at most "
+                              f"{MAX_DEPTH} levels of objects and lists")
+            if kind is dict:
+                for name in node:
+                    if not name.isascii() and _SURROGATE.search(name):
+                        return node, ("a field name in {where} contains an unpaired UTF-16 "
+                                      "surrogate: send valid Unicode text")
+                stack.extend((value, depth + 1) for value in node.values())
+            else:
+                stack.extend((value, depth + 1) for value in node)
+    return None
+
+
+def _path_to(data: Any, target: Any) -> str | None:
+    """Where ``target`` (found by identity) is in ``data``, as a client would write it."""
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        if isinstance(node, dict):
+            stack.extend((value, f"{path}.{name}" if path else name)
+                         for name, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, f"{path}[{i}]") for i, value in enumerate(node))
+    return None
 
 
 def parse_body(raw: bytes, model: type[M]) -> tuple[Any, M]:

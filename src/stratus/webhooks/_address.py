@@ -91,7 +91,7 @@ def parse_url(url: str) -> httpx.URL:
         port = parsed.port
     except Exception as exc:
         raise InvalidRequest(f"webhook URL {url!r} is not a valid URL: {exc}") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    if parsed.scheme not in ("http", "https") or not parsed.raw_host:
         raise InvalidRequest(f"webhook URL {url!r} must be an absolute http:// or https:// URL")
     if port is not None and not 0 < port < 65536:
         raise InvalidRequest(f"webhook URL {url!r} is not a valid URL: port {port} is out "
@@ -124,6 +124,9 @@ def _check_host(url: str, host: str) -> None:
             f"{MAX_HOST} characters in all")
     try:
         name.encode("idna")  # what the resolver will do with it
+        for label in labels:
+            if label.lower().startswith("xn--"):
+                label.encode("ascii").decode("idna")  # an A-label must decode
     except UnicodeError as exc:
         raise InvalidRequest(
             f"webhook URL {url!r} has an invalid host name: {exc}") from None
@@ -138,13 +141,19 @@ async def resolve_target(url: str, *, allow_private: bool,
         addresses = [host]
     else:
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        try:
-            addresses = await (resolver or system_resolver)(host, port)
-        except (OSError, UnicodeError) as exc:
-            raise Unresolved(
-                f"webhook URL host {parsed.host!r} does not resolve: {exc}") from None
+        tld = host.lower().removesuffix(".").rsplit(".", 1)[-1]
+        if tld == "invalid":  # RFC 6761: never resolves; no need to ask
+            raise Unresolved(f"webhook URL host {host!r} does not resolve")
+        if tld == "localhost":  # RFC 6761: always loopback
+            addresses = ["127.0.0.1"]
+        else:
+            try:
+                addresses = await (resolver or system_resolver)(host, port)
+            except (OSError, UnicodeError) as exc:
+                raise Unresolved(
+                    f"webhook URL host {host!r} does not resolve: {exc}") from None
         if not addresses:
-            raise Unresolved(f"webhook URL host {parsed.host!r} does not resolve")
+            raise Unresolved(f"webhook URL host {host!r} does not resolve")
     if not allow_private and any(is_private(address) for address in addresses):
         raise InvalidRequest(
             f"webhook URL {url!r}: its host is or resolves to a non-public address "

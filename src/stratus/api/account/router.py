@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from stratus.api._auth import CallerDep
-from stratus.api._body import read_body
+from stratus.api._body import SETTINGS_BODY, read_body
 from stratus.api.account import serving
 from stratus.runtime import Runtime
 
@@ -25,7 +25,7 @@ async def account(caller: CallerDep) -> JSONResponse:
 @router.put("/v1/account/webhook")
 async def set_webhook(request: Request, caller: CallerDep) -> JSONResponse:
     runtime = _runtime(request)
-    raw = await read_body(request, runtime.config.server.max_body_bytes)
+    raw = await read_body(request, SETTINGS_BODY)
     return JSONResponse(await serving.set_webhook(runtime, caller, raw))
 
 

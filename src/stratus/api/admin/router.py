@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from stratus.api._auth import AdminDep
-from stratus.api._body import read_body
+from stratus.api._body import SETTINGS_BODY, read_body
 from stratus.api.admin import serving
 from stratus.runtime import Runtime
 
@@ -19,7 +19,7 @@ def _runtime(request: Request) -> Runtime:
 
 
 async def _body(request: Request) -> bytes:
-    return await read_body(request, _runtime(request).config.server.max_body_bytes)
+    return await read_body(request, SETTINGS_BODY)
 
 
 @router.get("/keys")

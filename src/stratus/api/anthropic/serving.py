@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from stratus.accounts import Caller
+from stratus.admission import Admission
 from stratus.api._outcome import ended_result
 from stratus.limits import LimitState
 from stratus.normalize import Normalized, count_input_tokens, normalize, parse_body
 from stratus.protocol.messages import AnthropicMessagesRequest, CountTokensRequest
-from stratus.runtime import Admission, Runtime
+from stratus.runtime import Runtime
 from stratus.store import JobRecord
 
 
@@ -29,7 +30,8 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
 
     admission, normalized = await runtime.submit(
         caller, spec, body.model, prepare, request_id=request_id,
-        idempotency_key=idempotency_key, body=data, webhook=webhook)
+        idempotency_key=idempotency_key, body=data, stream=bool(body.stream), webhook=webhook)
+    assert normalized is not None  # a route that waits gets a 404 for an expired replay
     return admission, normalized, body.model
 
 

@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from stratus.accounts import Caller
+from stratus.admission import Admission
 from stratus.api._errors import openai_error_body
 from stratus.api._follow import Ended, Text, follow
 from stratus.api._outcome import ended_result, failure_error, result_text
 from stratus.errors import InvalidRequest, NotFound
 from stratus.normalize import Normalized, normalize, parse_body
 from stratus.protocol.openai import ChatCompletionRequest
-from stratus.runtime import Admission, Runtime
+from stratus.runtime import Runtime
 from stratus.store import JobRecord, Status
 
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
@@ -41,7 +42,8 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
 
     admission, normalized = await runtime.submit(
         caller, spec, body.model, prepare, request_id=request_id,
-        idempotency_key=idempotency_key, body=data, webhook=webhook)
+        idempotency_key=idempotency_key, body=data, stream=bool(body.stream), webhook=webhook)
+    assert normalized is not None  # a route that waits gets a 404 for an expired replay
     return admission, normalized, body
 
 

@@ -26,7 +26,7 @@ def _runtime(request: Request) -> Runtime:
 
 
 async def _submit(request: Request, caller: Caller, model: str,
-                  can_stream: bool) -> tuple[JobRecord, Normalized]:
+                  can_stream: bool) -> tuple[JobRecord, Normalized | None]:
     runtime = _runtime(request)
     runtime.models.resolve(model)
     raw = await read_body(request, runtime.config.server.max_body_bytes)
@@ -45,6 +45,7 @@ async def list_models(request: Request, caller: CallerDep) -> JSONResponse:
 @router.post("/v1/{model}")
 async def run_sync(model: str, request: Request, caller: CallerDep) -> Response:
     record, normalized = await _submit(request, caller, model, can_stream=True)
+    assert normalized is not None  # a route that waits gets a 404 for an expired replay
     runtime = _runtime(request)
     if normalized.stream:
         refuse_if_failed(record)

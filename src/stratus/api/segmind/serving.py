@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from stratus.accounts import Caller
+from stratus.admission import Admission
 from stratus.api._outcome import failure_error
 from stratus.errors import (
     InvalidRequest,
@@ -20,7 +21,7 @@ from stratus.protocol.jobs import (
     TimeoutResponse,
 )
 from stratus.protocol.messages import MessagesRequest
-from stratus.runtime import Admission, Runtime, may_use
+from stratus.runtime import Runtime, may_use
 from stratus.store import JobRecord, Status
 from stratus.views import status_body
 
@@ -45,8 +46,9 @@ class Links:
 
 async def submit(runtime: Runtime, caller: Caller, model: str, raw: bytes,
                  request_id: str, idempotency_key: str | None, can_stream: bool,
-                 webhook: str | None) -> tuple[Admission, Normalized]:
-    """``can_stream``: the sync route, which also waits for the answer."""
+                 webhook: str | None) -> tuple[Admission, Normalized | None]:
+    """``can_stream``: the sync route, which also waits for the answer (only ``/v2`` can
+    get no checked request back: a replay of a request whose record expired)."""
     spec = runtime.models.resolve(model)
     data, body = await runtime.offload.run(parse_body, raw, MessagesRequest)
     if body.stream and not can_stream:
@@ -55,7 +57,8 @@ async def submit(runtime: Runtime, caller: Caller, model: str, raw: bytes,
             "is followed with GET /v2/requests/{id}/status")
     return await runtime.submit(caller, spec, model, functools.partial(normalize, body, spec),
                                 request_id=request_id, idempotency_key=idempotency_key,
-                                body=data, webhook=webhook, wants_result=can_stream)
+                                body=data, stream=bool(body.stream), webhook=webhook,
+                                wants_result=can_stream)
 
 
 def submit_body(record: JobRecord, links: Links) -> dict[str, Any]:
