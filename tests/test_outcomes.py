@@ -10,7 +10,7 @@ import pytest
 
 from stratus._sqlite import SqliteDB
 from stratus.accounts import NANO, Opening, SqliteAccounts
-from stratus.outcomes import RECONCILE_AFTER, Outcomes
+from stratus.outcomes import RECONCILE_AFTER, RECONCILE_BATCH, Outcomes
 from stratus.store import NewJob, SqliteJobStore, Status
 
 pytestmark = pytest.mark.anyio
@@ -93,3 +93,35 @@ async def test_reconcile_settles_a_job_whose_result_expired_while_the_process_wa
     assert entry.status == "COMPLETED" and entry.cost == 30_000_000  # paid, not abandoned
     assert (await accounts.account("team")).balance == NANO - 30_000_000
     db.close()
+
+
+async def test_reconcile_reaches_past_a_page_of_requests_still_queued(parts) -> None:
+    store, accounts, outcomes = parts
+    key, _ = await accounts.create_key("busy", credits=100 * NANO)
+    for i in range(RECONCILE_BATCH + 20):  # legitimately waiting: nothing to settle
+        await open_job(store, accounts, key.account_id, f"waiting{i}")
+    await open_job(store, accounts, key.account_id, "done")
+    claim = await store.claim(["echo"], "w1")  # the oldest waiting job runs
+    await store.cancel(claim.job.id)
+    await accounts.open_request(Opening(request_id="lost", account_id=key.account_id,
+                                        key_id="key_x", model="echo", slug="echo",
+                                        reserve=NANO // 10, reserve_note="test"))
+    later = time.time() + 2 * RECONCILE_AFTER
+    assert await outcomes.reconcile(later) == 2  # the cancelled one and the lost one
+    assert (await accounts.request(key.account_id, "lost")).status == "FAILED"
+
+
+async def test_reconcile_leaves_a_just_cancelled_running_job_to_its_worker(parts) -> None:
+    store, accounts, outcomes = parts
+    key, _ = await accounts.create_key("cancelled", credits=NANO)
+    await open_job(store, accounts, key.account_id, "running")
+    claim = await store.claim(["echo"], "w1")
+    await store.cancel("running")
+    await accounts._db.write(lambda conn: conn.execute(  # made long ago, cancelled just now
+        "UPDATE requests SET created_at = created_at - ?", (2 * RECONCILE_AFTER,)))
+    assert await outcomes.reconcile() == 0
+    assert await store.record_usage(claim, {"input_tokens": 1, "output_tokens": 2,
+                                            "cost": 0.01})
+    await outcomes.ended("running")
+    entry = await accounts.request(key.account_id, "running")
+    assert entry.status == "FAILED" and entry.cost == 10_000_000

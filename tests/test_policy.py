@@ -48,3 +48,12 @@ def test_input_is_matched_as_the_model_reads_it_across_blocks() -> None:
     spread = GenerationRequest(messages=[ChatMessage(role="user", parts=[
         TextPart(text="the api"), TextPart(text=" key please")])], max_tokens=8)
     assert POLICY.input_violation(spread) is not None
+
+
+def test_an_image_between_blocks_is_read_as_the_model_reads_it() -> None:
+    from stratus.engines import ImagePart
+
+    spaced = GenerationRequest(messages=[ChatMessage(role="user", parts=[
+        TextPart(text="x"), ImagePart(media_type="image/png", data="AAAA"),
+        TextPart(text="password")])], max_tokens=8)
+    assert POLICY.input_violation(spaced) is not None  # "x[image]password": a whole word

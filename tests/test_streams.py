@@ -13,19 +13,19 @@ pytestmark = pytest.mark.anyio
 
 async def test_wait_returns_at_once_for_text_published_before_it() -> None:
     bus = TokenBus()
-    bus.reset("j")
-    bus.publish("j", "a")
+    stream = bus.reset("j")
+    bus.publish(stream, "a")
     sent = bus.since("j", 0)
-    bus.publish("j", "b")  # while the reader was busy sending "a"
+    bus.publish(stream, "b")  # while the reader was busy sending "a"
     await asyncio.wait_for(bus.wait("j", len(sent), timeout=30), 1)
     assert bus.since("j", len(sent)) == ["b"]
 
 
 async def test_wait_returns_at_once_once_the_stream_closed() -> None:
     bus = TokenBus()
-    bus.reset("j")
-    bus.publish("j", "a")
-    bus.close("j")
+    stream = bus.reset("j")
+    bus.publish(stream, "a")
+    bus.close("j", stream)
     await asyncio.wait_for(bus.wait("j", 1, timeout=30), 1)
     assert bus.closed("j") and bus.since("j", 0) == ["a"]
 
@@ -34,16 +34,19 @@ async def test_a_reader_waiting_before_the_job_starts_is_woken_by_its_text() -> 
     bus = TokenBus()
     waiter = asyncio.create_task(bus.wait("j", 0, timeout=30))
     await asyncio.sleep(0)
-    bus.reset("j")  # the worker starts the job
-    bus.publish("j", "hello")
+    stream = bus.reset("j")  # the worker starts the job
+    bus.publish(stream, "hello")
     await asyncio.wait_for(waiter, 1)
     assert bus.since("j", 0) == ["hello"] and not bus.closed("j")
 
 
 async def test_a_new_attempt_starts_from_nothing() -> None:
     bus = TokenBus()
-    bus.reset("j")
-    bus.publish("j", "first try")
-    bus.close("j")
-    bus.reset("j")
+    first = bus.reset("j")
+    bus.publish(first, "first try")
+    second = bus.reset("j")  # the job was taken over by a new attempt here
+    bus.close("j", first)  # the old attempt ending leaves the new one alone
+    bus.publish(first, "late")
     assert bus.since("j", 0) == [] and not bus.closed("j")
+    bus.publish(second, "again")
+    assert bus.since("j", 0) == ["again"]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from stratus.accounts import Accounts
-from stratus.store import JobRecord, JobStore, SweepReport
+from stratus.store import ErrorType, JobRecord, JobStore, SweepReport
 from stratus.views import status_body
 
 log = logging.getLogger("stratus.outcomes")
@@ -60,15 +60,29 @@ class Outcomes:
         """Settle requests left open by a process that died; returns how many it closed."""
         now = time.time() if now is None else now
         closed = 0
-        for request_id in await self._accounts.open_requests(now - RECONCILE_AFTER,
-                                                             RECONCILE_BATCH):
-            record = await self._store.get(request_id, expired=True)
-            if record is None:
-                closed += await self._accounts.abandon_request(
-                    request_id, "the request was lost before it ran; it was not charged")
-            elif record.status.is_terminal():
-                await self.settle(record)
-                closed += 1
+        after: str | None = None
+        while True:
+            page = await self._accounts.open_requests(now - RECONCILE_AFTER, RECONCILE_BATCH,
+                                                      after)
+            for request_id in page:
+                closed += await self._reconcile_one(request_id, now)
+            if len(page) < RECONCILE_BATCH:
+                break
+            after = page[-1]
         if closed:
             log.info("settled %d requests left open", closed)
         return closed
+
+    async def _reconcile_one(self, request_id: str, now: float) -> int:
+        record = await self._store.get(request_id, expired=True)
+        if record is None:
+            return int(await self._accounts.abandon_request(
+                request_id, "the request was lost before it ran; it was not charged"))
+        if not record.status.is_terminal():
+            return 0
+        if (record.error_type == ErrorType.CANCELLED and record.started_at is not None
+                and record.metrics is None and now - (record.completed_at or now)
+                < RECONCILE_AFTER):
+            return 0  # cancelled while it ran: its worker settles it, with what it generated
+        await self.settle(record)
+        return 1

@@ -54,9 +54,9 @@ class ContentPolicy:
         return None
 
     def input_violation(self, request: GenerationRequest) -> str | None:
-        """Matched against what the model is given: the system prompt, and each turn's
-        text blocks joined as the model reads them (a word split across two blocks is
-        still the word)."""
+        """Matched against what the model is given: the system prompt, and each turn as the
+        model reads it (its blocks joined, an image as ``[image]``), so a word split across
+        two blocks is still the word."""
         texts = [request.system or ""]
-        texts += [message.text for message in request.messages]
+        texts += [message.rendered for message in request.messages]
         return self.violation("input", texts)

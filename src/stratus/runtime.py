@@ -100,7 +100,7 @@ class Runtime:
         slugs = [spec.slug for spec in self.models]
         for job_id in await self.store.fail_unserved(
                 slugs, "the model of this request is no longer served by this server; it "
-                "was not run and not charged"):
+                "was not finished and not charged"):
             await self.outcomes.ended(job_id)
 
     def begin_drain(self) -> None:

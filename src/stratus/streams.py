@@ -14,7 +14,9 @@ import contextlib
 KEEP_CLOSED = 30.0  # seconds a closed stream is kept, so a reader still sees it closed
 
 
-class _Stream:
+class Stream:
+    """One attempt of a job's text: the worker that runs the attempt writes to it."""
+
     __slots__ = ("closed", "text", "waiters")
 
     def __init__(self) -> None:
@@ -31,30 +33,32 @@ class _Stream:
 
 class TokenBus:
     def __init__(self) -> None:
-        self._streams: dict[str, _Stream] = {}
+        self._streams: dict[str, Stream] = {}
 
-    def reset(self, job_id: str) -> None:
-        """A new attempt of the job starts from nothing."""
+    def reset(self, job_id: str) -> Stream:
+        """A new attempt of the job starts from nothing; returns the attempt's stream, for
+        :meth:`publish` and :meth:`close` (an older attempt's stream is left alone)."""
         stream = self._streams.get(job_id)
-        fresh = _Stream()
+        fresh = Stream()
         if stream is not None:
             fresh.waiters = stream.waiters  # readers of the last attempt wait on this one
+            stream.waiters = []
         self._streams[job_id] = fresh
+        return fresh
 
-    def publish(self, job_id: str, text: str) -> None:
-        stream = self._streams.setdefault(job_id, _Stream())
-        stream.text.append(text)
-        stream.wake()
+    def publish(self, stream: Stream, text: str) -> None:
+        if not stream.closed:
+            stream.text.append(text)
+            stream.wake()
 
-    def close(self, job_id: str) -> None:
-        stream = self._streams.get(job_id)
-        if stream is None:
+    def close(self, job_id: str, stream: Stream) -> None:
+        if stream.closed:
             return
         stream.closed = True
         stream.wake()
         asyncio.get_running_loop().call_later(KEEP_CLOSED, self._drop, job_id, stream)
 
-    def _drop(self, job_id: str, stream: _Stream) -> None:
+    def _drop(self, job_id: str, stream: Stream) -> None:
         if self._streams.get(job_id) is stream:
             del self._streams[job_id]
 
@@ -72,7 +76,7 @@ class TokenBus:
         missed)."""
         stream = self._streams.get(job_id)
         if stream is None:  # not started here yet: the worker's reset takes the waiters over
-            stream = self._streams[job_id] = _Stream()
+            stream = self._streams[job_id] = Stream()
             asyncio.get_running_loop().call_later(KEEP_CLOSED, self._drop, job_id, stream)
         if len(stream.text) > index or stream.closed:
             return

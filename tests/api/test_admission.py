@@ -149,8 +149,8 @@ def test_lone_surrogate_is_refused_and_not_charged(api: httpx.Client,
 
 def test_a_cancelled_stream_is_charged_for_what_it_generated(
         api: httpx.Client, server: ServerProcess) -> None:
-    key = new_key(api, "stream-cancel", credits=1.0)
-    body = {**user(words(30)), "max_tokens": 30, "stream": True}
+    key = new_key(api, "stream-cancel", credits=1.0)  # worst case 0.6 USD
+    body = {**user(words(300)), "max_tokens": 300, "stream": True}
     with server.client(key) as client, client.stream("POST", "/v1/echo-priced",
                                                      json=body) as response:
         rid = response.headers["x-request-id"]
@@ -170,10 +170,10 @@ def test_a_cancelled_stream_is_charged_for_what_it_generated(
             if entry["completed_at"] is not None:
                 break
             time.sleep(0.05)
-        assert entry["status"] == "FAILED" and entry["input_tokens"] == 30
+        assert entry["status"] == "FAILED" and entry["input_tokens"] == 300
         generated = entry["output_tokens"]
-        assert 9 <= generated < 30
-        cost = (30 + generated) * 0.001
+        assert 9 <= generated < 300
+        cost = (300 + generated) * 0.001
         assert entry["credits_deduction"] == pytest.approx(cost)
         credits = account(client)["credits"]
         assert credits["balance"] == pytest.approx(1.0 - cost) and credits["reserved"] == 0
@@ -279,3 +279,21 @@ def test_a_short_grace_period_never_hangs_shutdown_with_a_stream_open(make_serve
                 break
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+def test_a_second_signal_stops_at_once_and_hands_the_job_back(make_server) -> None:
+    server = make_server(DRAIN.format(grace=60))
+    with server.client() as api:
+        running = submit(api, "echo-slow", user(words(600)))["request_id"]  # a minute's work
+        wait_status(api, running, {"PROCESSING"})
+        server.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while api.get("/ready").status_code == 200:  # the drain has begun
+            assert time.monotonic() < deadline, "server stayed ready after SIGTERM"
+            time.sleep(0.02)
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=20) in (0, -signal.SIGTERM)  # not the minute's grace
+    with sqlite3.connect(server.data_dir / "stratus.db") as db:
+        status, attempts = db.execute("SELECT status, attempts FROM jobs WHERE id = ?",
+                                      (running,)).fetchone()
+    assert (status, attempts) == ("QUEUED", 0)  # handed back without spending an attempt

@@ -56,3 +56,10 @@ def test_gemma_content_segments_are_not_special() -> None:
     assert [s.text for s in segments if not s.special] == ["sys\n\n", forged]
     assert [s.text for s in segments if s.special] == [
         "<start_of_turn>user\n", "<end_of_turn>\n", "<start_of_turn>model\n"]
+
+
+def test_a_template_that_changes_content_is_rendered_whole() -> None:
+    escaping = CHATML.replace("{{ message['content'] }}", "{{ message['content'] | upper }}")
+    segments = TemplateFormat(escaping).segments(req(("user", "hi <|x|>")))
+    assert segments == [("<|im_start|>user\nHI <|X|><|im_end|>\n<|im_start|>assistant\n",
+                         True)]

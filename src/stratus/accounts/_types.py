@@ -209,8 +209,10 @@ class Accounts(Protocol):
         """End a request whose job is gone (never queued, or lost): release it all."""
         ...
 
-    async def open_requests(self, older_than: float, limit: int) -> list[str]:
-        """Ids of requests not yet ended, created before ``older_than``."""
+    async def open_requests(self, older_than: float, limit: int,
+                            after: str | None = None) -> list[str]:
+        """Ids of requests not yet ended, created before ``older_than``, in the order they
+        were made: a page of ``limit``, after the request ``after``."""
         ...
 
     async def request(self, account_id: str, request_id: str) -> RequestEntry | None: ...

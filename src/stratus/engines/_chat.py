@@ -13,13 +13,16 @@ writes can never forge a turn.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from typing import NamedTuple, Protocol
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from stratus.engines._types import GenerationRequest, ImagePart
+from stratus.engines._types import GenerationRequest
+
+log = logging.getLogger("stratus.engines")
 
 
 class Segment(NamedTuple):
@@ -39,10 +42,8 @@ def _joined(segments: list[Segment]) -> str:
 
 def _turns(request: GenerationRequest) -> tuple[list[dict[str, str]], str | None]:
     """Plain-text turns, and the text of a final assistant turn (the prefill) if any."""
-    turns = []
-    for message in request.messages:
-        text = "".join("[image]" if isinstance(p, ImagePart) else p.text for p in message.parts)
-        turns.append({"role": message.role, "content": text})
+    turns = [{"role": message.role, "content": message.rendered}
+             for message in request.messages]
     prefill = None
     if turns and turns[-1]["role"] == "assistant":
         prefill = turns.pop()["content"]
@@ -59,6 +60,7 @@ class TemplateFormat:
         self._template = env.from_string(template)
         self._bos = bos_token
         self._eos = eos_token
+        self._warned = False
 
     def segments(self, request: GenerationRequest) -> list[Segment]:
         turns, prefill = _turns(request)
@@ -70,8 +72,11 @@ class TemplateFormat:
                   for i, turn in enumerate(turns)]
         text = self._template.render(messages=marked, add_generation_prompt=True,
                                      bos_token=self._bos, eos_token=self._eos)
-        out: list[Segment] = []
         pieces = re.split(f"\ue000{nonce}:(\\d+)\ue001", text)
+        placed = sorted(int(index) for index in pieces[1::2])
+        if placed != list(range(len(turns))) or nonce in "".join(pieces[::2]):
+            return self._unsplit(turns, prefill)
+        out: list[Segment] = []
         for i, piece in enumerate(pieces):
             if i % 2:
                 out.append(Segment(contents[int(piece)], False))
@@ -80,6 +85,17 @@ class TemplateFormat:
         if prefill:
             out.append(Segment(prefill, False))
         return out
+
+    def _unsplit(self, turns: list[dict[str, str]], prefill: str | None) -> list[Segment]:
+        """A template that changes the content it is given (escapes it, cuts it) cannot
+        keep content and template text apart: the whole prompt is one segment."""
+        if not self._warned:
+            self._warned = True
+            log.warning("this chat template changes message content as it renders it: "
+                        "control tokens written in messages cannot be told from its own")
+        text = self._template.render(messages=turns, add_generation_prompt=True,
+                                     bos_token=self._bos, eos_token=self._eos)
+        return [Segment(text + (prefill or ""), True)]
 
     def render(self, request: GenerationRequest) -> str:
         return _joined(self.segments(request))

@@ -34,6 +34,9 @@ class ImagePart(_Frozen):
     url: str | None = None
 
 
+IMAGE_MARK = "[image]"
+
+
 class ChatMessage(_Frozen):
     role: Literal["user", "assistant"]
     parts: tuple[TextPart | ImagePart, ...]
@@ -41,6 +44,11 @@ class ChatMessage(_Frozen):
     @property
     def text(self) -> str:
         return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+    @property
+    def rendered(self) -> str:
+        """The turn as a model reads it: its text, with ``[image]`` where an image is."""
+        return "".join(IMAGE_MARK if isinstance(p, ImagePart) else p.text for p in self.parts)
 
 
 class GenerationRequest(_Frozen):

@@ -19,6 +19,7 @@ import random
 import threading
 from collections import deque
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,9 @@ class LlamaCppEngine:
         self._format: ChatFormat | None = None
         self._add_bos = True
         self._longest_piece = 0  # bytes of the vocabulary's longest token
+        # prompts are tokenized on a thread of their own, never queued behind other work
+        self._tokenizer = ThreadPoolExecutor(max_workers=1,
+                                             thread_name_prefix=f"tokenize-{config.slug}")
         self._inbox: deque[_Sequence] = deque()
         self._wake = threading.Condition()
         self._running = False
@@ -206,6 +210,7 @@ class LlamaCppEngine:
             self._wake.notify_all()
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
+        self._tokenizer.shutdown(wait=False, cancel_futures=True)
         if self._batch is not None:
             lc.llama_batch_free(self._batch)
             self._batch = None
@@ -283,7 +288,8 @@ class LlamaCppEngine:
     # -- requests ------------------------------------------------------------------------------
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
-        tokens = await asyncio.to_thread(self.prompt_tokens, request)
+        tokens = await asyncio.get_running_loop().run_in_executor(
+            self._tokenizer, self.prompt_tokens, request)
         if len(tokens) + request.max_tokens > self.config.context_length:
             raise EngineError(f"prompt of {len(tokens)} tokens plus max_tokens "
                               f"{request.max_tokens} exceeds the context of "

@@ -62,7 +62,7 @@ def _decode(raw: bytes, fmt: str, path: str) -> str | None:
     """Decode the whole image (a header alone proves nothing); returns its format."""
     unreadable = InvalidRequest(f"{path} data is not a readable image: send a real {fmt} file")
     try:
-        with Image.open(io.BytesIO(raw)) as img:
+        with Image.open(io.BytesIO(raw), formats=list(MEDIA_TYPES.values())) as img:
             width, height = img.size
             if max(width, height) > MAX_IMAGE_SIDE or width * height > MAX_IMAGE_PIXELS:
                 raise InvalidRequest(

@@ -12,8 +12,9 @@ Each attempt resolves the host once, checks every address and connects to a chec
 (see ``_transport``), and must be over within ``timeout`` seconds in all: resolving,
 connecting, sending and reading the answer's status. Its claim's lease outlasts that
 deadline, and a delivery this sender is still running is never claimed again, so two
-attempts of one delivery never run at once. Slots are shared between accounts: an account
-holds at most ``per_account`` of them, and claims go round the accounts in turn.
+attempts of one delivery never run at once. Slots are shared between accounts: claims go
+round the accounts in turn and an account holds at most ``per_account`` of them, except that
+slots nobody else wants are used too, keeping one share free for the next account.
 """
 
 from __future__ import annotations
@@ -91,9 +92,15 @@ class Dispatcher:
         free = self._concurrency - len(self._running)
         if free <= 0:
             return
+        lease = self._config.timeout + LEASE_MARGIN
         due = await self._accounts.claim_deliveries(
-            time.time(), free, self._config.timeout + LEASE_MARGIN,
-            per_account=self._per_account, running=list(self._running.values()))
+            time.time(), free, lease, per_account=self._per_account,
+            running=list(self._running.values()))
+        spare = self._spare(len(due))
+        if len(due) < free and spare > 0:  # no other account is waiting: use idle slots
+            due += await self._accounts.claim_deliveries(
+                time.time(), min(spare, free - len(due)), lease,
+                running=[*self._running.values(), *due])
         for delivery in due:
             if delivery.request_id in self._running:
                 continue  # still being sent: its own attempt records it
@@ -108,13 +115,19 @@ class Dispatcher:
             await self._wake.wait()
             return
         next_at = await self._accounts.next_delivery_at(
-            per_account=self._per_account, running=list(self._running.values()))
+            per_account=None if self._spare(0) > 0 else self._per_account,
+            running=list(self._running.values()))
         wait = IDLE_CHECK if next_at is None else next_at - time.time()
         # asyncio.timeout, not wait_for: wait_for can swallow a cancellation (stop) that
         # arrives as the wake-up does, and the loop would then never end
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(min(max(wait, 0.0), IDLE_CHECK)):
                 await self._wake.wait()
+
+    def _spare(self, claiming: int) -> int:
+        """Slots beyond the per-account shares that one account may use while no other
+        waits: all but one share, which stays free for the next account that has one."""
+        return self._concurrency - self._per_account - len(self._running) - claiming
 
     def _done(self, request_id: str, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

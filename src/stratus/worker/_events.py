@@ -29,7 +29,10 @@ class Lost:
 
 @dataclass(frozen=True, slots=True)
 class Released:
-    """Shutdown stopped the job before it ended: it goes back to the queue."""
+    """Shutdown stopped the job before it ended: it goes back to the queue (unless it was
+    cancelled meanwhile: then, like ``Lost``, it is charged for ``metrics``)."""
+
+    metrics: dict[str, Any] | None = None
 
 
 Outcome = Completed | Failed | Lost | Released

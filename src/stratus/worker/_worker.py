@@ -20,7 +20,7 @@ from stratus.models import ModelRegistry, ModelSpec
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
 from stratus.store import Claim, ErrorType, JobStore, Status
-from stratus.streams import TokenBus
+from stratus.streams import Stream, TokenBus
 from stratus.worker._events import Completed, Failed, Lost, Outcome, Released
 from stratus.worker._result import message_body, metrics
 
@@ -154,30 +154,30 @@ class Worker:
     # -- running one job -------------------------------------------------------------------
 
     async def _run(self, claim: Claim) -> Outcome:
-        self._bus.reset(claim.job.id)
+        stream = self._bus.reset(claim.job.id)
         try:
             if self._outcomes is not None:
                 await self._outcomes.started(claim.job)
-            outcome = await self._attempt(claim)
+            outcome = await self._attempt(claim, stream)
             ended = False
             if isinstance(outcome, Completed):
                 ended = await self._store.complete(claim, outcome.result, outcome.metrics)
             elif isinstance(outcome, Failed):
                 ended = await self._store.fail(claim, outcome.error, outcome.error_type)
-            elif isinstance(outcome, Released):
-                await self._store.release(claim)
+            elif isinstance(outcome, Released) and await self._store.release(claim):
                 return outcome
             if not ended:  # cancelled (or taken over) while it ran: settled here, with usage
-                used = outcome.metrics if isinstance(outcome, Completed | Lost) else None
+                used = outcome.metrics if isinstance(outcome, Completed | Lost | Released) \
+                    else None
                 if used is not None and used["output_tokens"] > 0:
                     await self._store.record_usage(claim, used)
             if self._outcomes is not None:
                 await self._outcomes.ended(claim.job.id)
             return outcome
         finally:
-            self._bus.close(claim.job.id)
+            self._bus.close(claim.job.id, stream)
 
-    async def _attempt(self, claim: Claim) -> Outcome:
+    async def _attempt(self, claim: Claim, stream: Stream) -> Outcome:
         job = claim.job
         try:
             spec = self._models.resolve(job.model)
@@ -187,7 +187,7 @@ class Worker:
         queued_for = (job.started_at or job.created_at) - job.created_at
         progress = _Progress(spec, queued_for)
         generation = asyncio.create_task(
-            self._generate(job.id, spec, request, job.requested_model, progress))
+            self._generate(job.id, spec, request, job.requested_model, progress, stream))
         watcher = asyncio.create_task(self._watch(claim, generation))
         try:
             return await asyncio.shield(generation)
@@ -195,7 +195,7 @@ class Worker:
             if self._releasing:
                 generation.cancel()
                 await asyncio.gather(generation, return_exceptions=True)
-                return Released()
+                return Released(progress.metrics())
             if generation.cancelled():
                 return Lost(progress.metrics())
             raise
@@ -213,7 +213,7 @@ class Worker:
             await asyncio.gather(watcher, return_exceptions=True)
 
     async def _generate(self, job_id: str, spec: ModelSpec, request: GenerationRequest,
-                        model_name: str, progress: _Progress) -> Completed:
+                        model_name: str, progress: _Progress, stream: Stream) -> Completed:
         pieces: list[str] = []
         finished: Finished | None = None
         policy = self._policy if self._policy and self._policy.checks("output") else None
@@ -226,7 +226,7 @@ class Worker:
                         blocked = policy.violation("output", ["".join(pieces)])
                         if blocked is not None:
                             raise PolicyBlocked(blocked)
-                    self._bus.publish(job_id, event.text)
+                    self._bus.publish(stream, event.text)
                 else:
                     finished = event
         if finished is None:

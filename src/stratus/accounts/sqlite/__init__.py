@@ -85,8 +85,9 @@ class SqliteAccounts:
     async def abandon_request(self, request_id: str, error: str) -> bool:
         return await self._db.write(_requests.abandon_request, request_id, error, time.time())
 
-    async def open_requests(self, older_than: float, limit: int) -> list[str]:
-        return await self._db.read(_requests.open_requests, older_than, limit)
+    async def open_requests(self, older_than: float, limit: int,
+                            after: str | None = None) -> list[str]:
+        return await self._db.read(_requests.open_requests, older_than, limit, after)
 
     async def request(self, account_id: str, request_id: str) -> RequestEntry | None:
         return await self._db.read(_requests.get, account_id, request_id)

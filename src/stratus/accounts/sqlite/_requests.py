@@ -79,10 +79,12 @@ def abandon_request(conn: sqlite3.Connection, request_id: str, error: str,
     return True
 
 
-def open_requests(conn: sqlite3.Connection, older_than: float, limit: int) -> list[str]:
+def open_requests(conn: sqlite3.Connection, older_than: float, limit: int,
+                  after: str | None) -> list[str]:
     rows = conn.execute(
-        f"SELECT id FROM requests WHERE {_OPEN} AND created_at < ? ORDER BY created_at "
-        "LIMIT ?", (older_than, limit))
+        f"SELECT id FROM requests WHERE {_OPEN} AND created_at < ? "
+        "AND seq > COALESCE((SELECT seq FROM requests WHERE id = ?), 0) ORDER BY seq LIMIT ?",
+        (older_than, after, limit))
     return [row["id"] for row in rows]
 
 

@@ -19,7 +19,7 @@ _DUE = "webhook_status = 'pending' AND webhook_next_at <= ?"
 def claim(conn: sqlite3.Connection, now: float, limit: int, lease: float,
           per_account: int | None = None, running: Sequence[Delivery] = ()) -> list[Delivery]:
     share = per_account or limit
-    busy = Counter(delivery.account_id for delivery in running)
+    busy = Counter(delivery.account_id for delivery in running if per_account is not None)
     skip = [delivery.request_id for delivery in running]
     # an account's turn n is its n-th oldest due delivery; turns are handed out in order
     rows = conn.execute(
