@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests._server import ServerProcess
-from tests.api.test_segmind import submit, wait_status
+from tests.api.test_segmind import submit
 from tests.conftest import new_key, user
 
 # echo-priced: 0.001 USD a token in and out; "a b c" is 3 tokens in, 3 out.
