@@ -94,3 +94,19 @@ async def test_a_retry_during_the_first_admission_gets_the_same_job(runtime: Run
     assert {admission.record.id for admission, _ in results} == {"r0"}
     assert prepare.calls == 1  # a replay is not worked on again
     assert [admission.limits is None for admission, _ in results].count(False) == 1
+
+
+async def test_too_many_requests_waiting_for_a_thread_get_503() -> None:
+    from stratus._offload import Offload
+    from stratus.errors import Unavailable
+
+    offload = Offload(workers=1, max_waiting=2)
+    gate = threading.Event()
+    held = [asyncio.create_task(offload.run(gate.wait, 10)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    with pytest.raises(Unavailable, match="busy"):
+        await offload.run(lambda: None)
+    gate.set()
+    assert await asyncio.gather(*held) == [True] * 3
+    assert await offload.run(lambda: 7) == 7  # room again
+    offload.close()

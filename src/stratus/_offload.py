@@ -14,7 +14,7 @@ from stratus.errors import Unavailable
 T = TypeVar("T")
 
 PREPARE_THREADS = 2  # requests parsed, decoded and tokenized at once
-MAX_WAITING = 64  # requests waiting for a thread, past which new ones get 503
+MAX_WAITING = 1000  # requests waiting for a thread, past which new ones get 503
 
 
 class Offload:
