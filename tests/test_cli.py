@@ -120,3 +120,16 @@ def test_credits_added_by_the_cli_reach_the_running_server(make_server) -> None:
                        str(server.data_dir)).returncode == 0
         assert client.post("/v1/echo-priced", json=body).status_code == 200
         assert client.get("/v1/account").json()["credits"]["balance"] < 1.0
+
+
+def test_the_cli_and_the_server_share_the_configured_database(make_server,
+                                                              tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/shared/accounts.db"
+    env = {"STRATUS_DATABASE_URL": url}
+    server = make_server(env=env)
+    assert (tmp_path / "shared" / "accounts.db").is_file()
+    assert not (server.data_dir / "stratus.db").exists()
+    secret = stratus("keys", "create", "--account", "via-url", "--data-dir",
+                     str(tmp_path / "elsewhere"), env=env).stdout.strip()
+    with server.client(secret) as client:
+        assert client.get("/v1/account").json()["name"] == "via-url"

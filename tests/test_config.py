@@ -58,3 +58,16 @@ def test_redis_url_from_file_or_environment(tmp_path: Path) -> None:
     path.write_text('[redis]\nurl = "http://x"\n')
     with pytest.raises(ConfigError, match=r"redis\.url"):
         load_config(path, env={})
+
+
+def test_database_url_defaults_to_the_data_dir(tmp_path: Path) -> None:
+    from stratus.backends import database_url
+
+    config = load_config(None, env={}, overrides={"data_dir": tmp_path})
+    assert database_url(config) == f"sqlite:///{tmp_path}/stratus.db"
+    env = load_config(None, env={"STRATUS_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert database_url(env) == f"sqlite:///{tmp_path}/x.db"
+    path = tmp_path / "c.toml"
+    path.write_text('[database]\nurl = "mysql://db/stratus"\n')
+    with pytest.raises(ConfigError, match=r"database\.url"):
+        load_config(path, env={})

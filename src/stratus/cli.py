@@ -109,12 +109,10 @@ def _bootstrap_key(runtime: Any, config: Config) -> None:
 
 
 def _accounts(args: argparse.Namespace) -> Any:
-    from stratus._sqlite import SqliteDB
-    from stratus.accounts import SqliteAccounts
+    """The accounts of the configured database (the server's, if it runs beside)."""
+    from stratus import backends
 
-    config = _config(args)
-    return SqliteAccounts(SqliteDB(config.server.data_dir / "stratus.db"),
-                          history_ttl=config.server.history_ttl)
+    return backends.database(_config(args)).accounts
 
 
 def _usd(value: str) -> float:

@@ -126,6 +126,12 @@ class PolicyConfig(_Strict):
     rules: tuple[PolicyRule, ...] = ()
 
 
+class DatabaseConfig(_Strict):
+    """Where jobs and accounts live. None: ``sqlite:///<data_dir>/stratus.db``."""
+
+    url: str | None = Field(default=None, pattern=r"^sqlite:///.+")
+
+
 class RedisConfig(_Strict):
     """Redis, for what may be lost: shared rate-limit buckets. None: kept in the process."""
 
@@ -164,6 +170,7 @@ class Config(_Strict):
     server: ServerConfig = ServerConfig()
     webhooks: WebhookConfig = WebhookConfig()
     policy: PolicyConfig = PolicyConfig()
+    database: DatabaseConfig = DatabaseConfig()
     redis: RedisConfig = RedisConfig()
     models: tuple[ModelConfig, ...] = Field(default_factory=_default_models)
 
@@ -213,8 +220,9 @@ def load_config(path: Path | None = None, *, env: Mapping[str, str] | None = Non
             server[key] = env[var]
     server.update({k: v for k, v in (overrides or {}).items() if v is not None})
     raw["server"] = server
-    if env.get("STRATUS_REDIS_URL"):
-        raw["redis"] = {**raw.get("redis", {}), "url": env["STRATUS_REDIS_URL"]}
+    for var, section in (("STRATUS_DATABASE_URL", "database"), ("STRATUS_REDIS_URL", "redis")):
+        if env.get(var):
+            raw[section] = {**raw.get(section, {}), "url": env[var]}
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:

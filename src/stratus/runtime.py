@@ -9,13 +9,11 @@ from typing import Any
 
 from stratus import backends
 from stratus._offload import PREPARE_THREADS, Offload
-from stratus._sqlite import SqliteDB
 from stratus.accounts import (
     Account,
     Accounts,
     ApiKey,
     Caller,
-    SqliteAccounts,
 )
 from stratus.admission import Admission, Admitter
 from stratus.config import Config, ModelConfig
@@ -32,7 +30,6 @@ from stratus.policy import ContentPolicy
 from stratus.store import (
     JobRecord,
     JobStore,
-    SqliteJobStore,
 )
 from stratus.streams import TokenBus
 from stratus.webhooks import Dispatcher
@@ -57,7 +54,7 @@ class Runtime:
     bus: TokenBus = field(default_factory=TokenBus)
     limiter: RateLimiter = field(default_factory=LocalRateLimiter)
     offload: Offload = field(default_factory=lambda: Offload(PREPARE_THREADS))
-    _db: SqliteDB | None = None
+    _close_db: Callable[[], None] | None = None
     draining: bool = field(default=False)
     _drain_deadline: float = 0.0
     admitter: Admitter = field(init=False)
@@ -70,11 +67,8 @@ class Runtime:
     def embedded(cls, config: Config) -> Runtime:
         """API, worker and engines in one process, on SQLite under the data dir."""
         server = config.server
-        db = SqliteDB(server.data_dir / "stratus.db")
-        store = SqliteJobStore(db, lease_seconds=server.lease_seconds,
-                               max_attempts=server.max_attempts, result_ttl=server.result_ttl,
-                               idempotency_ttl=server.idempotency_ttl)
-        accounts = SqliteAccounts(db, history_ttl=server.history_ttl)
+        database = backends.database(config)
+        store, accounts = database.store, database.accounts
         models = ModelRegistry.from_config(config.models, server.data_dir)
         bus = TokenBus()
         dispatcher = Dispatcher(accounts, config.webhooks)
@@ -85,7 +79,7 @@ class Runtime:
                         bus=bus, outcomes=outcomes, policy=policy)
         return cls(config=config, store=store, accounts=accounts, models=models,
                    worker=worker, outcomes=outcomes, dispatcher=dispatcher, policy=policy,
-                   bus=bus, limiter=backends.rate_limiter(config), _db=db)
+                   bus=bus, limiter=backends.rate_limiter(config), _close_db=database.close)
 
     async def start(self) -> None:
         await self.models.start()
@@ -125,6 +119,8 @@ class Runtime:
         self._drain_deadline = time.monotonic()
 
     async def stop(self) -> None:
+        """Drain, stop the worker (handing back what the grace did not let end), and close
+        every backend."""
         self.begin_drain()
         await self.worker.stop(self.grace_left())
         await self.dispatcher.stop()
@@ -132,8 +128,8 @@ class Runtime:
         await self.store.close()
         await self.limiter.close()
         self.offload.close()
-        if self._db is not None:
-            self._db.close()
+        if self._close_db is not None:
+            self._close_db()
 
     @property
     def ready(self) -> bool:
