@@ -178,7 +178,8 @@ class Admitter:
                          requested_model=requested_model,
                          request=request.model_dump(mode="json"),
                          idempotency_key=idempotency_key, body_hash=digest, blocked=blocked,
-                         max_queue=spec.config.max_queue)
+                         max_queue=spec.config.max_queue,
+                         input_tokens=normalized.input_tokens)
             record, created = await self._queue(caller, spec, job, normalized, webhook,
                                                 wants_result)
         except BaseException:
@@ -269,8 +270,8 @@ class Admitter:
         if not record.request:
             return None  # its record has expired: only its status is known
         request = GenerationRequest.model_validate(record.request)
-        input_tokens = (record.metrics or {}).get("input_tokens")
-        if input_tokens is None:
+        input_tokens = record.input_tokens
+        if input_tokens is None:  # a job queued before its count was kept
             input_tokens = await self._offload.run(spec.engine.count_tokens, request) \
                 if stream else 0
         return Normalized(request=request, input_tokens=input_tokens, stream=stream)

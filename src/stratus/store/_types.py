@@ -39,6 +39,7 @@ class NewJob:
     body_hash: str | None = None
     blocked: str | None = None  # the content policy's error: the job starts FAILED
     max_queue: int | None = None  # refuse (QueueFull) if the model already has this many
+    input_tokens: int | None = None  # the prompt's tokens, as counted at admission
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class JobRecord:
     error: str | None = None
     error_type: str | None = None
     queue_position: int | None = None
+    input_tokens: int | None = None  # as counted at admission (None: not recorded)
 
     @property
     def cost(self) -> float:

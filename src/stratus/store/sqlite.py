@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     result TEXT,
     metrics TEXT,
     error TEXT,
-    error_type TEXT
+    error_type TEXT,
+    input_tokens INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, model, seq);
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_expires_at);
@@ -64,6 +65,13 @@ _ENDED = (Status.COMPLETED.value, Status.FAILED.value)
 # Expired records (404 to clients) are kept this much longer before they are deleted, so
 # that a settlement pass (every minute) still finds a job whose request was left open.
 KEEP_EXPIRED = 300.0
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a jobs table made by an earlier version up to this one."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+    if "input_tokens" not in columns:
+        conn.execute("ALTER TABLE jobs ADD COLUMN input_tokens INTEGER")
 
 
 def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> JobRecord:
@@ -91,6 +99,7 @@ def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> JobRecord:
         error=row["error"],
         error_type=row["error_type"],
         queue_position=position,
+        input_tokens=row["input_tokens"],
     )
 
 
@@ -116,6 +125,7 @@ class SqliteJobStore:
         self._idempotency_ttl = idempotency_ttl
         self._notify = Notifier()
         db.script(SCHEMA)
+        db.write_now(_migrate)
 
     # -- submitting and reading ------------------------------------------------------------
 
@@ -152,11 +162,11 @@ class SqliteJobStore:
                 (job.account_id, job.idempotency_key, job.body_hash, job.id, now),
             )
         conn.execute(
-            "INSERT INTO jobs (id, account_id, model, requested_model, request, created_at, "
-            "status, error, error_type, completed_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, account_id, model, requested_model, request, input_tokens, "
+            "created_at, status, error, error_type, completed_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job.id, job.account_id, job.model, job.requested_model,
-             json.dumps(job.request, separators=(",", ":")), now, *state),
+             json.dumps(job.request, separators=(",", ":")), job.input_tokens, now, *state),
         )
         record = _fetch(conn, job.id, now)
         assert record is not None
