@@ -110,3 +110,14 @@ async def test_too_many_requests_waiting_for_a_thread_get_503() -> None:
     assert await asyncio.gather(*held) == [True] * 3
     assert await offload.run(lambda: 7) == 7  # room again
     offload.close()
+
+
+async def test_a_small_body_is_worked_on_in_place_a_large_one_on_a_thread() -> None:
+    from stratus._offload import INLINE_BYTES, Offload
+
+    offload = Offload()
+    here = threading.get_ident()
+    assert await offload.run(threading.get_ident, size=INLINE_BYTES) == here
+    assert await offload.run(threading.get_ident, size=INLINE_BYTES + 1) != here
+    assert await offload.run(threading.get_ident) != here  # size unknown: a thread
+    offload.close()

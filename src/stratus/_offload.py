@@ -14,6 +14,7 @@ from stratus.errors import Unavailable
 T = TypeVar("T")
 
 PREPARE_THREADS = 2  # requests parsed, decoded and tokenized at once
+INLINE_BYTES = 16 * 1024  # a body this small is worked on in place: a thread hop costs more
 MAX_WAITING = 1000  # requests waiting for a thread, past which new ones get 503
 
 
@@ -24,8 +25,12 @@ class Offload:
         self._limit = max(1, workers) + max_waiting
         self._pending = 0
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on a worker thread; 503 if too many requests wait already."""
+    async def run(self, fn: Callable[..., T], *args: Any, size: int | None = None) -> T:
+        """``fn(*args)`` on a worker thread; 503 if too many requests wait already. Work on
+        a body of ``size`` bytes up to ``INLINE_BYTES`` is done at once, on the caller's
+        thread (it takes well under a millisecond)."""
+        if size is not None and size <= INLINE_BYTES:
+            return fn(*args)
         if self._pending >= self._limit:
             raise Unavailable("the server is busy working on other requests: retry shortly",
                               headers={"Retry-After": "1"})

@@ -142,33 +142,35 @@ class Admitter:
     async def submit(self, caller: Caller, spec: ModelSpec, requested_model: str,
                      prepare: Callable[[], Normalized], *, request_id: str,
                      idempotency_key: str | None, body: Any, stream: bool = False,
-                     webhook: str | None = None,
-                     wants_result: bool = True) -> tuple[Admission, Normalized | None]:
-        """Returns the job and the checked request (None only for a ``/v2`` replay of a
+                     webhook: str | None = None, wants_result: bool = True,
+                     body_size: int | None = None) -> tuple[Admission, Normalized | None]:
+        """``body_size``: the bytes of the body (a small one is worked on in place). Returns
+        the job and the checked request (None only for a ``/v2`` replay of a
         request whose record has expired). ``stream``: the body asks for a stream (used
         for a replay, whose body is not worked on again). ``wants_result``: the caller
         waits for the answer (a sync route), so a replay of a request whose result has
         expired is a 404 rather than its bare status."""
         if idempotency_key is None:
             return await self._admit(caller, spec, requested_model, prepare, request_id,
-                                     None, None, webhook, wants_result)
-        digest = await self._offload.run(body_hash, idempotency_key, requested_model, body)
+                                     None, None, webhook, wants_result, body_size)
+        digest = await self._offload.run(body_hash, idempotency_key, requested_model, body,
+                                         size=body_size)
         async with self._one_at_a_time(caller.account.id, idempotency_key):
             earlier = await self._replay(caller, idempotency_key, digest, wants_result)
             if earlier is not None:
                 return Admission(earlier, None), await self._replayed(spec, earlier, stream)
             return await self._admit(caller, spec, requested_model, prepare, request_id,
-                                     idempotency_key, digest, webhook, wants_result)
+                                     idempotency_key, digest, webhook, wants_result, body_size)
 
     async def _admit(self, caller: Caller, spec: ModelSpec, requested_model: str,
                      prepare: Callable[[], Normalized], request_id: str,
                      idempotency_key: str | None, digest: str | None, webhook: str | None,
-                     wants_result: bool) -> tuple[Admission, Normalized]:
+                     wants_result: bool, body_size: int | None) -> tuple[Admission, Normalized]:
         taken = _Taken(self._limiter, caller)
         await taken.take_request()
         try:
             _check_some_credit(caller, spec)
-            normalized = await self._offload.run(prepare)
+            normalized = await self._offload.run(prepare, size=body_size)
             request = normalized.request
             blocked = self._policy.input_violation(request)
             if webhook is not None:

@@ -140,8 +140,8 @@ class Runtime:
     async def submit(self, caller: Caller, spec: ModelSpec, requested_model: str,
                      prepare: Callable[[], Normalized], *, request_id: str,
                      idempotency_key: str | None, body: Any, stream: bool = False,
-                     webhook: str | None = None,
-                     wants_result: bool = True) -> tuple[Admission, Normalized | None]:
+                     webhook: str | None = None, wants_result: bool = True,
+                     body_size: int | None = None) -> tuple[Admission, Normalized | None]:
         """Admit a request and queue its job (see :class:`stratus.admission.Admitter`)."""
         if self.draining:
             raise Unavailable("this server is shutting down: retry on another node or shortly",
@@ -150,7 +150,7 @@ class Runtime:
         return await self.admitter.submit(
             caller, spec, requested_model, prepare, request_id=request_id,
             idempotency_key=idempotency_key, body=body, stream=stream, webhook=webhook,
-            wants_result=wants_result)
+            wants_result=wants_result, body_size=body_size)
 
     def check_scope(self, key: ApiKey, spec: ModelSpec, requested_model: str) -> None:
         if not may_use(key, spec.config):

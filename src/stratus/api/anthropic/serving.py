@@ -22,7 +22,8 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
                  idempotency_key: str | None,
                  webhook: str | None) -> tuple[Admission, Normalized, str]:
     """The admitted job, the checked request, and the model name as the client wrote it."""
-    data, body = await runtime.offload.run(parse_body, raw, AnthropicMessagesRequest)
+    data, body = await runtime.offload.run(parse_body, raw, AnthropicMessagesRequest,
+                                          size=len(raw))
     spec = runtime.models.resolve(body.model)
 
     def prepare() -> Normalized:
@@ -30,7 +31,8 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
 
     admission, normalized = await runtime.submit(
         caller, spec, body.model, prepare, request_id=request_id,
-        idempotency_key=idempotency_key, body=data, stream=bool(body.stream), webhook=webhook)
+        idempotency_key=idempotency_key, body=data, stream=bool(body.stream), webhook=webhook,
+        body_size=len(raw))
     assert normalized is not None  # a route that waits gets a 404 for an expired replay
     return admission, normalized, body.model
 
@@ -44,12 +46,13 @@ async def count_tokens(runtime: Runtime, caller: Caller,
                        raw: bytes) -> tuple[dict[str, int], LimitState | None]:
     """The input tokens, and the key's rate limits after the call: a count is one request
     against the key's requests per minute (no tokens, no credits)."""
-    _, body = await runtime.offload.run(parse_body, raw, CountTokensRequest)
+    _, body = await runtime.offload.run(parse_body, raw, CountTokensRequest, size=len(raw))
     spec = runtime.models.resolve(body.model)
     runtime.check_scope(caller.key, spec, body.model)
     key = caller.key
     limits = await runtime.limiter.admit(
         key.id, requests_per_minute=key.options.requests_per_minute,
         tokens_per_minute=key.options.tokens_per_minute, tokens=0)
-    count = await runtime.offload.run(count_input_tokens, body.as_messages_request(), spec)
+    count = await runtime.offload.run(count_input_tokens, body.as_messages_request(), spec,
+                                      size=len(raw))
     return {"input_tokens": count}, limits

@@ -24,7 +24,8 @@ FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
 async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
                  idempotency_key: str | None,
                  webhook: str | None) -> tuple[Admission, Normalized, ChatCompletionRequest]:
-    data, body = await runtime.offload.run(parse_body, raw, ChatCompletionRequest)
+    data, body = await runtime.offload.run(parse_body, raw, ChatCompletionRequest,
+                                          size=len(raw))
     if body.n not in (None, 1):
         raise InvalidRequest(f"n must be 1 (got {body.n}): send one request per completion")
     if body.temperature is not None and not 0 <= body.temperature <= 2:
@@ -42,7 +43,8 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
 
     admission, normalized = await runtime.submit(
         caller, spec, body.model, prepare, request_id=request_id,
-        idempotency_key=idempotency_key, body=data, stream=bool(body.stream), webhook=webhook)
+        idempotency_key=idempotency_key, body=data, stream=bool(body.stream), webhook=webhook,
+        body_size=len(raw))
     assert normalized is not None  # a route that waits gets a 404 for an expired replay
     return admission, normalized, body
 

@@ -50,7 +50,7 @@ async def submit(runtime: Runtime, caller: Caller, model: str, raw: bytes,
     """``can_stream``: the sync route, which also waits for the answer (only ``/v2`` can
     get no checked request back: a replay of a request whose record expired)."""
     spec = runtime.models.resolve(model)
-    data, body = await runtime.offload.run(parse_body, raw, MessagesRequest)
+    data, body = await runtime.offload.run(parse_body, raw, MessagesRequest, size=len(raw))
     if body.stream and not can_stream:
         raise InvalidRequest(
             "stream=true is for POST /v1/{model} and POST /v1/messages; a queued request "
@@ -58,7 +58,7 @@ async def submit(runtime: Runtime, caller: Caller, model: str, raw: bytes,
     return await runtime.submit(caller, spec, model, functools.partial(normalize, body, spec),
                                 request_id=request_id, idempotency_key=idempotency_key,
                                 body=data, stream=bool(body.stream), webhook=webhook,
-                                wants_result=can_stream)
+                                wants_result=can_stream, body_size=len(raw))
 
 
 def submit_body(record: JobRecord, links: Links) -> dict[str, Any]:
