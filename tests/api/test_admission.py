@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests._server import ServerProcess
-from tests.api.test_credits import account
+from tests.api.test_credits import account, settled
 from tests.api.test_segmind import submit, wait_status
 from tests.conftest import new_key, user, words
 
@@ -163,13 +163,7 @@ def test_a_cancelled_stream_is_charged_for_what_it_generated(
     with server.client(key) as client:
         status = wait_status(client, rid, {"FAILED", "COMPLETED"}, timeout=10)
         assert status["status"] == "FAILED" and status["error"] == "cancelled"
-        entry = None
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            entry = client.get(f"/v1/requests/{rid}").json()
-            if entry["completed_at"] is not None:
-                break
-            time.sleep(0.05)
+        entry = settled(client, rid)
         assert entry["status"] == "FAILED" and entry["input_tokens"] == 300
         generated = entry["output_tokens"]
         assert 9 <= generated < 300

@@ -18,6 +18,15 @@ COST = 0.006
 WORST = 0.013  # 3 input tokens + max_tokens 10
 
 
+def settled(client: httpx.Client, request_id: str, timeout: float = 10) -> dict:
+    """The request's history entry once it has been settled."""
+    deadline = time.monotonic() + timeout
+    while (entry := client.get(f"/v1/requests/{request_id}").json())["completed_at"] is None:
+        assert time.monotonic() < deadline, entry
+        time.sleep(0.05)
+    return entry
+
+
 def account(client: httpx.Client) -> dict:
     response = client.get("/v1/account")
     assert response.status_code == 200, response.text
@@ -108,10 +117,7 @@ def test_a_cancel_while_running_charges_only_what_was_generated(
                 if line.startswith("event: content_block_delta"):
                     break
         assert client.post(f"/v2/requests/{rid}/cancel").status_code == 200
-        deadline = time.monotonic() + 10
-        while (entry := client.get(f"/v1/requests/{rid}").json())["completed_at"] is None:
-            assert time.monotonic() < deadline, entry
-            time.sleep(0.05)
+        entry = settled(client, rid)
         assert entry["status"] == "FAILED" and entry["error"] == "cancelled"
         generated = entry["output_tokens"]
         assert 1 <= generated < 10
@@ -127,10 +133,7 @@ def test_a_failed_request_costs_nothing(api: httpx.Client, server: ServerProcess
         response = client.post("/v1/echo-timeout", json=user(" ".join(["w"] * 20)))
         assert response.status_code == 504
         rid = response.json()["request_id"]
-        deadline = time.monotonic() + 10
-        while (entry := client.get(f"/v1/requests/{rid}").json())["completed_at"] is None:
-            assert time.monotonic() < deadline, entry
-            time.sleep(0.05)
+        entry = settled(client, rid)
         assert (entry["status"], entry["credits_deduction"]) == ("FAILED", 0.0)
         assert account(client)["credits"] == {**account(client)["credits"], "balance": 1.0,
                                               "reserved": 0.0}
