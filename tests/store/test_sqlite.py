@@ -318,3 +318,13 @@ def test_a_jobs_table_of_an_earlier_version_is_brought_up_to_date(tmp_path: Path
         assert store is not None
     finally:
         database.close()
+
+
+async def test_ending_a_job_returns_it_as_it_ended(db) -> None:
+    store = make(db)
+    await store.submit(job(1))
+    await store.submit(job(2))
+    done = await store.complete(await store.claim(["m"], "w"), {"text": "hi"}, {"cost": 1})
+    assert done.id == "j1" and done.status is Status.COMPLETED and done.result == {"text": "hi"}
+    failed = await store.fail(await store.claim(["m"], "w"), "boom", ErrorType.ENGINE)
+    assert failed.id == "j2" and failed.status is Status.FAILED and failed.error == "boom"

@@ -238,21 +238,21 @@ class SqliteJobStore:
         return cur.rowcount == 1
 
     async def complete(self, claim: Claim, result: dict[str, Any],
-                       metrics: dict[str, Any]) -> bool:
+                       metrics: dict[str, Any]) -> JobRecord | None:
         return await self._end(claim, Status.COMPLETED, result=json.dumps(result),
                                metrics=json.dumps(metrics))
 
-    async def fail(self, claim: Claim, error: str, error_type: str) -> bool:
+    async def fail(self, claim: Claim, error: str, error_type: str) -> JobRecord | None:
         return await self._end(claim, Status.FAILED, error=error, error_type=error_type)
 
-    async def _end(self, claim: Claim, status: Status, **fields: str) -> bool:
-        done = await self._db.write(self._end_txn, claim, status, fields, time.time())
-        if done:
+    async def _end(self, claim: Claim, status: Status, **fields: str) -> JobRecord | None:
+        ended = await self._db.write(self._end_txn, claim, status, fields, time.time())
+        if ended is not None:
             self._notify.job_changed(claim.job.id)
-        return done
+        return ended
 
     def _end_txn(self, conn: sqlite3.Connection, claim: Claim, status: Status,
-                 fields: dict[str, str], now: float) -> bool:
+                 fields: dict[str, str], now: float) -> JobRecord | None:
         cols = "".join(f", {name} = ?" for name in fields)
         cur = conn.execute(
             "UPDATE jobs SET status = ?, completed_at = ?, expires_at = ?, lease_token = NULL, "
@@ -261,7 +261,7 @@ class SqliteJobStore:
             (status.value, now, now + self._result_ttl, *fields.values(), claim.job.id,
              claim.token),
         )
-        return cur.rowcount == 1
+        return _fetch(conn, claim.job.id, now) if cur.rowcount == 1 else None
 
     async def record_usage(self, claim: Claim, metrics: dict[str, Any]) -> bool:
         return await self._db.write(self._record_usage, claim, json.dumps(metrics))

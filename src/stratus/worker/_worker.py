@@ -19,7 +19,7 @@ from stratus.engines import Finished, GenerationRequest, TextDelta
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
-from stratus.store import Claim, ErrorType, JobStore, Status
+from stratus.store import Claim, ErrorType, JobRecord, JobStore, Status
 from stratus.streams import Stream, TokenBus
 from stratus.worker._events import Completed, Failed, Lost, Outcome, Released
 from stratus.worker._result import message_body, metrics
@@ -159,20 +159,23 @@ class Worker:
             if self._outcomes is not None:
                 await self._outcomes.started(claim.job)
             outcome = await self._attempt(claim, stream)
-            ended = False
+            ended: JobRecord | None = None
             if isinstance(outcome, Completed):
                 ended = await self._store.complete(claim, outcome.result, outcome.metrics)
             elif isinstance(outcome, Failed):
                 ended = await self._store.fail(claim, outcome.error, outcome.error_type)
             elif isinstance(outcome, Released) and await self._store.release(claim):
                 return outcome
-            if not ended:  # cancelled (or taken over) while it ran: settled here, with usage
-                used = outcome.metrics if isinstance(outcome, Completed | Lost | Released) \
-                    else None
-                if used is not None and used["output_tokens"] > 0:
-                    await self._store.record_usage(claim, used)
-            if self._outcomes is not None:
-                await self._outcomes.ended(claim.job.id)
+            if self._outcomes is None:
+                return outcome
+            if ended is not None:
+                await self._outcomes.settle(ended)
+                return outcome
+            # cancelled (or taken over) while it ran: settled here, with what it generated
+            used = outcome.metrics if isinstance(outcome, Completed | Lost | Released) else None
+            if used is not None and used["output_tokens"] > 0:
+                await self._store.record_usage(claim, used)
+            await self._outcomes.ended(claim.job.id)
             return outcome
         finally:
             self._bus.close(claim.job.id, stream)
