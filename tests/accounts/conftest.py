@@ -8,9 +8,9 @@ from stratus._sqlite import SqliteDB
 from stratus.accounts import SqliteAccounts
 
 
-@pytest.fixture
-def accounts(tmp_path: Path):
-    """Accounts on a fresh SQLite file, ``a.db`` under ``tmp_path``."""
+@pytest.fixture(params=["sqlite"])
+def accounts(request: pytest.FixtureRequest, tmp_path: Path):
+    """Accounts of each backend, on a fresh database (SQLite: ``a.db`` under ``tmp_path``)."""
     db = SqliteDB(tmp_path / "a.db")
     yield SqliteAccounts(db)
     db.close()
