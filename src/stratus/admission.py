@@ -10,7 +10,8 @@ What is cheap comes first and what takes something last:
    admissions are bounded by its limit;
 3. an account that could not pay for a single token is refused (406);
 4. ``prepare`` checks the body and counts its tokens, off the event loop;
-5. the content policy (the job starts FAILED), the webhook URL (400);
+5. the content policy (the job starts FAILED), the webhook URL (400, also when its host
+   does not resolve within 10 s);
 6. the tokens are taken, the credits reserved (406) and the job queued (429 when the
    model's queue is full).
 
@@ -174,7 +175,8 @@ class Admitter:
             request = normalized.request
             blocked = self._policy.input_violation(request)
             if webhook is not None:
-                webhook = await self._check_webhook(webhook)
+                webhook = await check_url(webhook,
+                                          allow_private=self._config.webhooks.allow_private)
             await taken.take_tokens(normalized.input_tokens + request.max_tokens)
             job = NewJob(id=request_id, account_id=caller.account.id, model=spec.slug,
                          requested_model=requested_model,
@@ -191,16 +193,6 @@ class Admitter:
             await taken.give_back()
             return Admission(record, None), normalized
         return Admission(record, taken.state), normalized
-
-    async def _check_webhook(self, url: str) -> str:
-        cfg = self._config.webhooks
-        try:
-            async with asyncio.timeout(cfg.timeout):
-                return await check_url(url, allow_private=cfg.allow_private)
-        except TimeoutError:
-            raise InvalidRequest(
-                f"webhook URL {url!r}: its host did not resolve within {cfg.timeout:g} s"
-            ) from None
 
     async def _queue(self, caller: Caller, spec: ModelSpec, job: NewJob,
                      normalized: Normalized, webhook: str | None,

@@ -8,29 +8,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stratus import backends
-from stratus._offload import PREPARE_THREADS, Offload
-from stratus.accounts import (
-    Account,
-    Accounts,
-    ApiKey,
-    Caller,
-)
+from stratus._offload import Offload
+from stratus.accounts import Account, Accounts, ApiKey, Caller
 from stratus.admission import Admission, Admitter
 from stratus.config import Config, ModelConfig
-from stratus.errors import (
-    NotFound,
-    PermissionDenied,
-    Unavailable,
-)
+from stratus.errors import NotFound, PermissionDenied, Unavailable
 from stratus.limits import LocalRateLimiter, RateLimiter
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.normalize import Normalized
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
-from stratus.store import (
-    JobRecord,
-    JobStore,
-)
+from stratus.store import JobRecord, JobStore
 from stratus.streams import TokenBus
 from stratus.webhooks import Dispatcher
 from stratus.worker import Worker
@@ -53,7 +41,7 @@ class Runtime:
     policy: ContentPolicy
     bus: TokenBus = field(default_factory=TokenBus)
     limiter: RateLimiter = field(default_factory=LocalRateLimiter)
-    offload: Offload = field(default_factory=lambda: Offload(PREPARE_THREADS))
+    offload: Offload = field(default_factory=Offload)
     _close_db: Callable[[], None] | None = None
     draining: bool = field(default=False)
     _drain_deadline: float = 0.0

@@ -27,6 +27,14 @@ def settled(client: httpx.Client, request_id: str, timeout: float = 10) -> dict:
     return entry
 
 
+def assert_charged(client: httpx.Client, entry: dict, cost: float,
+                   start: float = 1.0) -> None:
+    """The request was charged ``cost``, and nothing else is held for it."""
+    assert entry["credits_deduction"] == pytest.approx(cost)
+    credits = account(client)["credits"]
+    assert credits["balance"] == pytest.approx(start - cost) and credits["reserved"] == 0
+
+
 def account(client: httpx.Client) -> dict:
     response = client.get("/v1/account")
     assert response.status_code == 200, response.text
@@ -122,9 +130,7 @@ def test_a_cancel_while_running_charges_only_what_was_generated(
         generated = entry["output_tokens"]
         assert 1 <= generated < 10
         cost = (10 + generated) * 0.001
-        assert entry["credits_deduction"] == pytest.approx(cost)
-        credits = account(client)["credits"]
-        assert credits["balance"] == pytest.approx(1.0 - cost) and credits["reserved"] == 0
+        assert_charged(client, entry, cost)
 
 
 def test_a_failed_request_costs_nothing(api: httpx.Client, server: ServerProcess) -> None:

@@ -154,3 +154,17 @@ async def test_special_use_names_are_answered_without_asking_dns() -> None:
         await check_url("http://hooks.invalid/x", allow_private=False, resolver=never)
     with pytest.raises(InvalidRequest, match="only sent to public addresses"):
         await check_url("http://app.localhost/x", allow_private=False, resolver=never)
+
+
+async def test_a_host_that_takes_too_long_to_resolve_is_refused(monkeypatch) -> None:
+    import asyncio
+
+    from stratus.webhooks import _address
+
+    async def silent(host: str, port: int) -> list[str]:
+        await asyncio.sleep(30)
+        return ["8.8.8.8"]
+
+    monkeypatch.setattr(_address, "RESOLVE_TIMEOUT", 0.05)
+    with pytest.raises(InvalidRequest, match="did not resolve within 0.05 s"):
+        await check_url("http://slow.example/hook", allow_private=False, resolver=silent)

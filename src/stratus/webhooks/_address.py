@@ -29,6 +29,7 @@ import httpx
 from stratus.errors import InvalidRequest
 
 MAX_URL = 2048
+RESOLVE_TIMEOUT = 10.0  # seconds a host name may take to resolve
 MAX_HOST = 253
 _LABEL = re.compile(r"[a-z0-9_-]{1,63}", re.IGNORECASE)
 
@@ -148,10 +149,14 @@ async def resolve_target(url: str, *, allow_private: bool,
             addresses = ["127.0.0.1"]
         else:
             try:
-                addresses = await (resolver or system_resolver)(host, port)
+                async with asyncio.timeout(RESOLVE_TIMEOUT):
+                    addresses = await (resolver or system_resolver)(host, port)
             except (OSError, UnicodeError) as exc:
                 raise Unresolved(
                     f"webhook URL host {host!r} does not resolve: {exc}") from None
+            except TimeoutError:
+                raise Unresolved(f"webhook URL host {host!r} did not resolve within "
+                                 f"{RESOLVE_TIMEOUT:g} s") from None
         if not addresses:
             raise Unresolved(f"webhook URL host {host!r} does not resolve")
     if not allow_private and any(is_private(address) for address in addresses):
