@@ -151,12 +151,12 @@ async def resolve_target(url: str, *, allow_private: bool,
             try:
                 async with asyncio.timeout(RESOLVE_TIMEOUT):
                     addresses = await (resolver or system_resolver)(host, port)
+            except TimeoutError:  # before OSError, of which it is a kind
+                raise Unresolved(f"webhook URL host {host!r} did not resolve within "
+                                 f"{RESOLVE_TIMEOUT:g} s") from None
             except (OSError, UnicodeError) as exc:
                 raise Unresolved(
                     f"webhook URL host {host!r} does not resolve: {exc}") from None
-            except TimeoutError:
-                raise Unresolved(f"webhook URL host {host!r} did not resolve within "
-                                 f"{RESOLVE_TIMEOUT:g} s") from None
         if not addresses:
             raise Unresolved(f"webhook URL host {host!r} does not resolve")
     if not allow_private and any(is_private(address) for address in addresses):
