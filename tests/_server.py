@@ -1,4 +1,5 @@
-"""A real ``stratus serve`` process for the tests, on a free port and a fresh data dir."""
+"""A real ``stratus serve`` (or ``api`` / ``worker``) process for the tests, on a free port and
+a fresh data dir."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ def free_port() -> int:
 
 class ServerProcess:
     def __init__(self, data_dir: Path, config: str | None = None,
-                 extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None) -> None:
+                 extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+                 command: str = "serve") -> None:
+        self.command = command
         self.data_dir = data_dir
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path = data_dir / "config.toml"
@@ -41,7 +44,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        args = [sys.executable, "-m", "stratus", "serve", "--port", str(self.port),
+        args = [sys.executable, "-m", "stratus", self.command, "--port", str(self.port),
                 "--data-dir", str(self.data_dir), "--log-level", "warning",
                 "--no-access-log", *self.extra_args]
         if self.config_path.exists():
@@ -58,6 +61,9 @@ class ServerProcess:
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
+        if self.env.get("PYTHONFAULTHANDLER"):
+            self.proc.send_signal(signal.SIGABRT)
+            self.proc.wait(timeout=10)
         self.kill()
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
 

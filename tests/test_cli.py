@@ -133,3 +133,23 @@ def test_the_cli_and_the_server_share_the_configured_database(make_server,
                      str(tmp_path / "elsewhere"), env=env).stdout.strip()
     with server.client(secret) as client:
         assert client.get("/v1/account").json()["name"] == "via-url"
+
+
+def test_keys_and_credits_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
+    env = {"STRATUS_DATABASE_URL": postgres_url}
+    created = stratus("keys", "create", "--account", "pg-team", "--credits", "2.5",
+                      "--data-dir", str(tmp_path), env=env)
+    assert created.returncode == 0, created.stderr
+    listing = stratus("keys", "list", env=env)
+    assert "pg-team" in listing.stdout
+    added = stratus("credits", "add", "pg-team", "1.25", env=env)
+    assert added.returncode == 0, added.stderr
+    assert "pg-team: $3.750000" in stratus("credits", "show", "pg-team", env=env).stdout
+    assert not (tmp_path / "stratus.db").exists()  # nothing went to SQLite
+
+
+def test_the_roles_need_a_shared_database(tmp_path: Path) -> None:
+    for role in ("api", "worker"):
+        done = stratus(role, "--data-dir", str(tmp_path))
+        assert done.returncode == 2
+        assert "postgresql://" in done.stderr and "Traceback" not in done.stderr

@@ -12,8 +12,8 @@ What is cheap comes first and what takes something last:
 4. ``prepare`` checks the body and counts its tokens, off the event loop;
 5. the content policy (the job starts FAILED), the webhook URL (400, also when its host
    does not resolve within 10 s);
-6. the tokens are taken, the credits reserved (406) and the job queued (429 when the
-   model's queue is full).
+6. the tokens are taken; the credits are reserved (406), the request recorded and the job
+   queued (429 when the model's queue is full) in one transaction.
 
 A request refused after step 2 gets back what it took: only admitted requests count.
 """
@@ -30,6 +30,7 @@ from typing import Any
 
 from stratus._offload import Offload
 from stratus.accounts import Accounts, Caller, Opening, to_nano, to_usd
+from stratus.backends import Admit
 from stratus.config import Config
 from stratus.engines import GenerationRequest
 from stratus.errors import (
@@ -128,12 +129,13 @@ class _Taken:
 
 
 class Admitter:
-    def __init__(self, config: Config, store: JobStore, accounts: Accounts,
+    def __init__(self, config: Config, store: JobStore, accounts: Accounts, admit: Admit,
                  limiter: RateLimiter, policy: ContentPolicy, offload: Offload,
                  outcomes: Outcomes) -> None:
         self._config = config
         self._store = store
         self._accounts = accounts
+        self._open_and_queue = admit
         self._limiter = limiter
         self._policy = policy
         self._offload = offload
@@ -197,34 +199,20 @@ class Admitter:
     async def _queue(self, caller: Caller, spec: ModelSpec, job: NewJob,
                      normalized: Normalized, webhook: str | None,
                      wants_result: bool) -> tuple[JobRecord, bool]:
-        """Reserve the credits and queue the job: the request's history row and its job
-        exist together or not at all."""
-        await self._accounts.open_request(_opening(caller, spec, job, normalized, webhook))
+        """Reserve the credits, record the request and queue its job, in one transaction:
+        the request's history row and its job exist together or not at all."""
         try:
-            record, created = await self._store.submit(job)
+            record, created = await self._open_and_queue(
+                _opening(caller, spec, job, normalized, webhook), job)
         except IdempotencyConflict as exc:
-            await self._accounts.discard_request(job.id)
             raise _idempotency_conflict(job.idempotency_key, exc.job_id) from None
         except IdempotentReplay as exc:
-            await self._accounts.discard_request(job.id)
             return await self._expired_replay(caller, exc.job_id, wants_result), False
         except QueueFull as exc:
-            await self._accounts.discard_request(job.id)
             raise _queue_full(spec, exc.depth) from None
-        except BaseException:
-            await asyncio.shield(self._undo_open(job.id))
-            raise
-        if not created:
-            await self._accounts.discard_request(job.id)
-        elif record.status.is_terminal():
+        if created and record.status.is_terminal():
             await self._outcomes.settle(record)
         return record, created
-
-    async def _undo_open(self, request_id: str) -> None:
-        """The submit failed or was interrupted: forget the request unless its job was
-        queued after all (then it is settled when the job ends, like any other)."""
-        if await self._store.get(request_id) is None:
-            await self._accounts.discard_request(request_id)
 
     # -- idempotency ------------------------------------------------------------------------
 

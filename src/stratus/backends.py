@@ -1,49 +1,138 @@
 """Where each backend is chosen from the configuration: one place, by URL.
 
-- jobs and accounts: ``[database] url`` (``STRATUS_DATABASE_URL``), default
-  ``sqlite:///<data_dir>/stratus.db``;
-- rate-limit buckets: ``[redis] url`` (``STRATUS_REDIS_URL``), default in the process.
+- jobs and accounts: ``[database] url`` (``STRATUS_DATABASE_URL``): ``sqlite:///PATH``
+  (default ``sqlite:///<data_dir>/stratus.db``) or ``postgresql://…``;
+- wake-up hints, live token streams, rate-limit buckets: ``[redis] url``
+  (``STRATUS_REDIS_URL``), default in the process.
 
-Each backend opens its own connections here, and the caller closes them.
+Jobs and accounts always share one database, so that admission (credit reservation, history
+row, job) and, on PostgreSQL, a job's end and its settlement are each one transaction. Each
+backend opens its own connections (:meth:`Database.open`) and closes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from stratus._sqlite import SqliteDB
-from stratus.accounts import Accounts, SqliteAccounts
+from stratus.accounts import Accounts, Opening, SqliteAccounts
+from stratus.accounts.sqlite import _requests as sqlite_requests
 from stratus.config import Config
 from stratus.limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
-from stratus.store import JobStore, SqliteJobStore
+from stratus.store import JobRecord, JobStore, NewJob, SqliteJobStore
+from stratus.store._notify import Notifier
+from stratus.streams import LocalTokenStream, RedisTokenStream, TokenStream
+from stratus.views import status_body
 
 SQLITE = "sqlite:///"
+Admit = Callable[[Opening, NewJob], Awaitable[tuple[JobRecord, bool]]]
+
+
+async def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    """Jobs and accounts, in one database, and how to close it."""
+    """Jobs and accounts, in one database.
+
+    ``admit`` reserves a request's credits, records it and queues its job in one transaction
+    (see :meth:`stratus.store.JobStore.submit` for what it raises). ``shared``: other
+    processes use the database too (PostgreSQL). ``settles_on_end``: the store settles a
+    job's request in the transaction that ends the job."""
 
     store: JobStore
     accounts: Accounts
-    close: Callable[[], None]
+    admit: Admit
+    open: Callable[[], Awaitable[None]] = _nothing
+    close: Callable[[], Awaitable[None]] = _nothing
+    on_webhook: Callable[[Callable[[], None]], None] = lambda listener: None
+    shared: bool = False
+    settles_on_end: bool = False
+    url: str = field(default="", repr=False)
 
 
 def database_url(config: Config) -> str:
     return config.database.url or SQLITE + str(config.server.data_dir / "stratus.db")
 
 
+def webhook_payload(record: JobRecord) -> str:
+    """What a request's webhook sends: its status body."""
+    return json.dumps(status_body(record), separators=(",", ":"))
+
+
 def database(config: Config) -> Database:
-    path = Path(database_url(config).removeprefix(SQLITE))
+    url = database_url(config)
+    if url.startswith(SQLITE):
+        return _sqlite(config, Path(url.removeprefix(SQLITE)))
+    return _postgres(config, url)
+
+
+def _sqlite(config: Config, path: Path) -> Database:
     server = config.server
     db = SqliteDB(path)
     store = SqliteJobStore(db, lease_seconds=server.lease_seconds,
                            max_attempts=server.max_attempts, result_ttl=server.result_ttl,
                            idempotency_ttl=server.idempotency_ttl)
     accounts = SqliteAccounts(db, history_ttl=server.history_ttl)
-    return Database(store=store, accounts=accounts, close=db.close)
+
+    async def admit(opening: Opening, job: NewJob) -> tuple[JobRecord, bool]:
+        def open_request(conn: sqlite3.Connection, now: float) -> None:
+            sqlite_requests.open_request(conn, opening, now)
+
+        return await store.submit(job, before_insert=open_request)
+
+    async def close() -> None:
+        db.close()
+
+    return Database(store=store, accounts=accounts, admit=admit, close=close, url=str(path))
+
+
+def _postgres(config: Config, url: str) -> Database:
+    from stratus._postgres import Postgres
+    from stratus.accounts.postgres import PostgresAccounts
+    from stratus.accounts.postgres import _requests as pg_requests
+    from stratus.store._hints import RedisHints
+    from stratus.store.postgres import PostgresJobStore
+
+    server = config.server
+    pg = Postgres(url, max_size=config.database.pool_size,
+                  connect_timeout=config.database.connect_timeout)
+    notifier = Notifier()
+    hints = RedisHints(config.redis.url, notifier) if config.redis.url else None
+
+    async def settle(conn: object, record: JobRecord) -> bool:
+        return await pg_requests.close_request(conn, record,  # type: ignore[arg-type]
+                                               webhook_payload(record))
+
+    store = PostgresJobStore(pg, lease_seconds=server.lease_seconds,
+                             max_attempts=server.max_attempts, result_ttl=server.result_ttl,
+                             idempotency_ttl=server.idempotency_ttl, hints=hints,
+                             notifier=notifier, settle=settle)
+    accounts = PostgresAccounts(pg, history_ttl=server.history_ttl)
+
+    async def admit(opening: Opening, job: NewJob) -> tuple[JobRecord, bool]:
+        async def open_request(conn: object) -> None:
+            await pg_requests.open_request(conn, opening)  # type: ignore[arg-type]
+
+        return await store.submit(job, before_insert=open_request)
+
+    async def open_() -> None:
+        await pg.open()
+        if hints is not None:
+            hints.start()
+
+    async def close() -> None:
+        if hints is not None:
+            await hints.close()
+        await pg.close()
+
+    return Database(store=store, accounts=accounts, admit=admit, open=open_, close=close,
+                    on_webhook=store.on_webhook, shared=True, settles_on_end=True, url=url)
 
 
 def rate_limiter(config: Config) -> RateLimiter:
@@ -52,3 +141,11 @@ def rate_limiter(config: Config) -> RateLimiter:
     if config.redis.url:
         return RedisRateLimiter.from_url(config.redis.url, api_nodes=config.redis.api_nodes)
     return LocalRateLimiter()
+
+
+def token_stream(config: Config) -> TokenStream:
+    """Live token streams in Redis, read by every API node, if ``[redis] url`` is set (or
+    ``STRATUS_REDIS_URL``); otherwise in this process."""
+    if config.redis.url:
+        return RedisTokenStream.from_url(config.redis.url)
+    return LocalTokenStream()

@@ -1,4 +1,6 @@
-"""The ``stratus`` command: ``serve``, ``keys create|list|revoke``, ``credits add|set|show``."""
+"""The ``stratus`` command: ``serve`` (every role in one process), ``api`` and ``worker`` (the
+roles on their own, sharing PostgreSQL and Redis), ``keys create|list|revoke``,
+``credits add|set|show``."""
 
 from __future__ import annotations
 
@@ -8,11 +10,18 @@ import logging
 import math
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from stratus.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    from stratus.accounts import Accounts
+    from stratus.runtime import Role
+
+T = TypeVar("T")
 
 
 def _config(args: argparse.Namespace, **overrides: Any) -> Config:
@@ -28,14 +37,30 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    return _run(args, "all")
+
+
+def _api(args: argparse.Namespace) -> int:
+    return _run(args, "api")
+
+
+def _worker(args: argparse.Namespace) -> int:
+    models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    return _run(args, "worker", models or None)
+
+
+def _run(args: argparse.Namespace, role: Role, serve: list[str] | None = None) -> int:
     import uvicorn
 
     from stratus.api import create_app
     from stratus.runtime import Runtime
 
-    config = _config(args, host=args.host, port=args.port, result_ttl=args.result_ttl)
-    runtime = Runtime.embedded(config)
-    _bootstrap_key(runtime, config)
+    port = args.port if args.port is not None or role != "worker" else args.default_port
+    config = _config(args, host=args.host, port=port,
+                     result_ttl=getattr(args, "result_ttl", None))
+    runtime = Runtime.from_config(config, role, serve)
+    if role != "worker":
+        asyncio.run(_bootstrap_key(config))
     app = create_app(runtime)
 
     class Server(uvicorn.Server):
@@ -84,16 +109,21 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bootstrap_key(runtime: Any, config: Config) -> None:
+async def _bootstrap_key(config: Config) -> None:
     """On an empty store, create the first key and print it once."""
-    accounts = runtime.accounts
-    if asyncio.run(accounts.has_keys()):
-        return
-    value = os.environ.get("STRATUS_BOOTSTRAP_KEY") or None
     from stratus.accounts import KeyOptions
 
-    key, secret = asyncio.run(accounts.create_key("default", "bootstrap", value,
-                                                  KeyOptions(admin=True)))
+    async def create(accounts: Accounts) -> tuple[Any, str] | None:
+        if await accounts.has_keys():
+            return None
+        value = os.environ.get("STRATUS_BOOTSTRAP_KEY") or None
+        return await accounts.create_key("default", "bootstrap", value,
+                                         KeyOptions(admin=True))
+
+    made = await _with_accounts(config, create)
+    if made is None:
+        return
+    key, secret = made
     host = config.server.host if config.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
     model = config.models[0].aliases[0] if config.models[0].aliases else config.models[0].slug
     print(
@@ -108,11 +138,21 @@ def _bootstrap_key(runtime: Any, config: Config) -> None:
     )
 
 
-def _accounts(args: argparse.Namespace) -> Any:
-    """The accounts of the configured database (the server's, if it runs beside)."""
+async def _with_accounts(config: Config, call: Callable[[Accounts], Awaitable[T]]) -> T:
+    """``call`` on the accounts of the configured database (the server's, if it runs
+    beside), opened for the call and closed after."""
     from stratus import backends
 
-    return backends.database(_config(args)).accounts
+    database = backends.database(config)
+    await database.open()
+    try:
+        return await call(database.accounts)
+    finally:
+        await database.close()
+
+
+def _on_accounts(args: argparse.Namespace, call: Callable[[Accounts], Awaitable[T]]) -> T:
+    return asyncio.run(_with_accounts(_config(args), call))
 
 
 def _usd(value: str) -> float:
@@ -145,8 +185,8 @@ def _keys_create(args: argparse.Namespace) -> int:
                   f"{', '.join(sorted(names))}", file=sys.stderr)
             return 2
     credits = None if args.credits is None else to_nano(args.credits)
-    key, secret = asyncio.run(_accounts(args).create_key(args.account, args.name or "",
-                                                         None, options, credits))
+    key, secret = _on_accounts(args, lambda accounts: accounts.create_key(
+        args.account, args.name or "", None, options, credits))
     print(f"created key {key.id} for account {key.account_name!r}; "
           "the key is shown only once:", file=sys.stderr)
     print(secret)
@@ -154,7 +194,7 @@ def _keys_create(args: argparse.Namespace) -> int:
 
 
 def _keys_list(args: argparse.Namespace) -> int:
-    keys = asyncio.run(_accounts(args).list_keys())
+    keys = _on_accounts(args, lambda accounts: accounts.list_keys())
     print(f"{'ID':22} {'ACCOUNT':16} {'KEY':20} {'NAME':14} {'CREATED':20} {'STATUS':8} "
           "SCOPE")
     for key in keys:
@@ -185,8 +225,8 @@ def _credits_line(account: Any) -> str:
 def _credits_add(args: argparse.Namespace) -> int:
     from stratus.accounts import to_nano
 
-    account = asyncio.run(_accounts(args).add_credits(args.account, to_nano(args.amount),
-                                                      args.note))
+    account = _on_accounts(args, lambda accounts: accounts.add_credits(
+        args.account, to_nano(args.amount), args.note))
     print(_credits_line(account))
     return 0
 
@@ -195,26 +235,36 @@ def _credits_set(args: argparse.Namespace) -> int:
     from stratus.accounts import to_nano
 
     balance = None if args.balance == "unlimited" else to_nano(_usd(args.balance))
-    account = asyncio.run(_accounts(args).set_credits(args.account, balance, args.note))
+    account = _on_accounts(args, lambda accounts: accounts.set_credits(
+        args.account, balance, args.note))
     print(_credits_line(account))
     return 0
 
 
 def _credits_show(args: argparse.Namespace) -> int:
-    accounts = _accounts(args)
     if args.account:
-        found = [asyncio.run(accounts.account(args.account))]
+        found = [_on_accounts(args, lambda accounts: accounts.account(args.account))]
     else:
-        found = asyncio.run(accounts.list_accounts())
+        found = _on_accounts(args, lambda accounts: accounts.list_accounts())
     for account in found:
         print(_credits_line(account))
     return 0
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
-    key = asyncio.run(_accounts(args).revoke_key(args.key_id))
+    key = _on_accounts(args, lambda accounts: accounts.revoke_key(args.key_id))
     print(f"revoked key {key.id} ({key.prefix}) of account {key.account_name!r}")
     return 0
+
+
+def _add_server(parser: argparse.ArgumentParser, port: int) -> None:
+    _add_common(parser)
+    parser.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help=f"port (default {port})")
+    parser.add_argument("--log-level", default="info",
+                        choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    parser.set_defaults(default_port=port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,15 +272,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the API, worker and engines in one process")
-    _add_common(serve)
-    serve.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    _add_server(serve, 8000)
     serve.add_argument("--result-ttl", type=float, default=None,
                        help="seconds results are kept (default 3600)")
-    serve.add_argument("--log-level", default="info",
-                       choices=["critical", "error", "warning", "info", "debug"])
-    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
     serve.set_defaults(func=_serve)
+    api = sub.add_parser("api", help="run an API node: HTTP and admission, no engines "
+                         "(jobs run on `stratus worker` processes sharing its database)")
+    _add_server(api, 8000)
+    api.set_defaults(func=_api)
+    worker = sub.add_parser("worker", help="run a worker: engines and jobs for --models; "
+                            "HTTP only for /health and /ready")
+    _add_server(worker, 8001)
+    worker.add_argument("--models", default=None,
+                        help="comma-separated models (slugs or aliases) to serve; "
+                        "default: all configured")
+    worker.set_defaults(func=_worker)
 
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

@@ -127,13 +127,17 @@ class PolicyConfig(_Strict):
 
 
 class DatabaseConfig(_Strict):
-    """Where jobs and accounts live. None: ``sqlite:///<data_dir>/stratus.db``."""
+    """Where jobs and accounts live: ``sqlite:///PATH`` or ``postgresql://…``. None:
+    ``sqlite:///<data_dir>/stratus.db``."""
 
-    url: str | None = Field(default=None, pattern=r"^sqlite:///.+")
+    url: str | None = Field(default=None, pattern=r"^(sqlite:///.+|postgres(ql)?://)")
+    pool_size: int = Field(default=10, gt=0, le=1000)  # PostgreSQL connections per process
+    connect_timeout: float = Field(default=3.0, gt=0, le=60)  # then 503: the database is down
 
 
 class RedisConfig(_Strict):
-    """Redis, for what may be lost: shared rate-limit buckets. None: kept in the process."""
+    """Redis, for what may be lost: wake-up hints, live token streams, rate-limit buckets.
+    None: kept in the process."""
 
     url: str | None = Field(default=None, pattern=r"^(redis|rediss|unix)://")
     api_nodes: int = Field(default=1, gt=0)  # while Redis is down each keeps 1/N of a limit

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,9 +45,14 @@ class ModelRegistry:
     def __iter__(self) -> Iterator[ModelSpec]:
         return iter(self._specs.values())
 
-    async def start(self) -> None:
+    async def start(self, generate: bool = True) -> None:
+        """Load every model (``generate=False``: only their tokenizers)."""
         for spec in self:
-            await spec.engine.start()
+            await spec.engine.start(generate)
+
+    def only(self, slugs: Collection[str]) -> ModelRegistry:
+        """The models named (slugs or aliases), for a worker that serves just those."""
+        return ModelRegistry([self.resolve(name) for name in dict.fromkeys(slugs)])
 
     async def close(self) -> None:
         for spec in self:

@@ -1,22 +1,22 @@
 """What happens once a job has started or ended, whoever ended it: its history is kept up to
 date and, at its end, its credits are settled and its webhook queued, exactly once.
 
-The worker, a cancel, and the store's sweep each report the jobs they end. The job store and
-the accounts store are separate (Redis and Postgres at scale), so a process that dies between
-ending a job and settling it leaves the request open; :meth:`Outcomes.reconcile` finds such
-requests and settles them from the job, or releases them if the job is gone.
+The worker, a cancel, and the store's sweep each report the jobs they end. On SQLite a job's
+end and its settlement are two transactions, so a process that dies between them leaves the
+request open; :meth:`Outcomes.reconcile` finds such requests and settles them from the job, or
+releases them if the job is gone. On PostgreSQL the store settles a job in the transaction that
+ends it (``settled_by_store``); settling again changes nothing.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
 
 from stratus.accounts import Accounts
+from stratus.backends import webhook_payload
 from stratus.store import ErrorType, JobRecord, JobStore, SweepReport
-from stratus.views import status_body
 
 log = logging.getLogger("stratus.outcomes")
 
@@ -26,8 +26,10 @@ RECONCILE_BATCH = 200
 
 class Outcomes:
     def __init__(self, store: JobStore, accounts: Accounts,
-                 on_webhook: Callable[[], None] = lambda: None) -> None:
+                 on_webhook: Callable[[], None] = lambda: None, *,
+                 settled_by_store: bool = False) -> None:
         self._store = store
+        self._settled_by_store = settled_by_store
         self._accounts = accounts
         self._on_webhook = on_webhook
         self._next_reconcile = 0.0
@@ -41,9 +43,13 @@ class Outcomes:
             await self.settle(record)
 
     async def settle(self, record: JobRecord) -> None:
-        payload = json.dumps(status_body(record), separators=(",", ":"))
-        if await self._accounts.close_request(record, payload):
+        if await self._accounts.close_request(record, webhook_payload(record)):
             self._on_webhook()
+
+    async def worker_ended(self, record: JobRecord) -> None:
+        """A worker's complete or fail ended the job: settle it, unless the store did."""
+        if not self._settled_by_store:
+            await self.settle(record)
 
     async def after_sweep(self, report: SweepReport) -> None:
         """Settle the jobs a store sweep failed, drop history past its retention, and now

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from stratus import backends
 from stratus._offload import Offload
 from stratus.accounts import Account, Accounts, ApiKey, Caller
 from stratus.admission import Admission, Admitter
-from stratus.config import Config, ModelConfig
+from stratus.backends import Database
+from stratus.config import Config, ConfigError, ModelConfig
 from stratus.errors import NotFound, PermissionDenied, Unavailable
 from stratus.limits import LocalRateLimiter, RateLimiter
 from stratus.models import ModelRegistry, ModelSpec
@@ -19,9 +23,12 @@ from stratus.normalize import Normalized
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
 from stratus.store import JobRecord, JobStore
-from stratus.streams import TokenBus
-from stratus.webhooks import Dispatcher
+from stratus.store._hints import POLL
+from stratus.streams import LocalTokenStream, TokenStream
+from stratus.webhooks import IDLE_CHECK, Dispatcher
 from stratus.worker import Worker
+
+log = logging.getLogger("stratus.runtime")
 
 
 def may_use(key: ApiKey, model: ModelConfig) -> bool:
@@ -29,52 +36,109 @@ def may_use(key: ApiKey, model: ModelConfig) -> bool:
     return allowed is None or not {model.slug, *model.aliases}.isdisjoint(allowed)
 
 
+Role = Literal["all", "api", "worker"]
+ROLES: tuple[Role, ...] = ("all", "api", "worker")
+
+
 @dataclass
 class Runtime:
+    """One process's part of the service.
+
+    ``role``: ``all`` (``stratus serve``: HTTP, worker and engines in one process), ``api``
+    (HTTP and admission; models load only their tokenizers, for counting; jobs run on
+    workers elsewhere) or ``worker`` (engines and the worker for ``models``; HTTP only for
+    health). Every role runs the housekeeping (sweep, settlement of requests left open) and
+    the webhook sender: on PostgreSQL any node may, one at a time."""
+
     config: Config
-    store: JobStore
-    accounts: Accounts
+    database: Database
     models: ModelRegistry
-    worker: Worker
+    worker: Worker | None
     outcomes: Outcomes
     dispatcher: Dispatcher
     policy: ContentPolicy
-    bus: TokenBus = field(default_factory=TokenBus)
+    role: Role = "all"
+    bus: TokenStream = field(default_factory=LocalTokenStream)
     limiter: RateLimiter = field(default_factory=LocalRateLimiter)
     offload: Offload = field(default_factory=Offload)
-    _close_db: Callable[[], None] | None = None
     draining: bool = field(default=False)
     _drain_deadline: float = 0.0
+    _housekeeping: asyncio.Task[None] | None = None
     admitter: Admitter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.admitter = Admitter(self.config, self.store, self.accounts, self.limiter,
-                                 self.policy, self.offload, self.outcomes)
+        self.admitter = Admitter(self.config, self.store, self.accounts, self.database.admit,
+                                 self.limiter, self.policy, self.offload, self.outcomes)
+
+    @property
+    def store(self) -> JobStore:
+        return self.database.store
+
+    @property
+    def accounts(self) -> Accounts:
+        return self.database.accounts
 
     @classmethod
     def embedded(cls, config: Config) -> Runtime:
-        """API, worker and engines in one process, on SQLite under the data dir."""
+        """API, worker and engines in one process (``stratus serve``)."""
+        return cls.from_config(config, "all")
+
+    @classmethod
+    def from_config(cls, config: Config, role: Role = "all",
+                    serve: Collection[str] | None = None) -> Runtime:
+        """The runtime of ``role``; ``serve``: the models a worker runs (default: all)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
         server = config.server
         database = backends.database(config)
-        store, accounts = database.store, database.accounts
+        if role != "all" and not database.shared:
+            raise ConfigError(
+                f"`stratus {role}` shares its database with other processes: set "
+                "[database] url (or STRATUS_DATABASE_URL) to a postgresql:// URL")
         models = ModelRegistry.from_config(config.models, server.data_dir)
-        bus = TokenBus()
-        dispatcher = Dispatcher(accounts, config.webhooks)
-        outcomes = Outcomes(store, accounts, on_webhook=dispatcher.wake)
+        bus = backends.token_stream(config)
+        dispatcher = Dispatcher(accounts=database.accounts, config=config.webhooks,
+                                idle_check=POLL if database.shared else IDLE_CHECK)
+        database.on_webhook(dispatcher.wake)
+        outcomes = Outcomes(database.store, database.accounts, on_webhook=dispatcher.wake,
+                            settled_by_store=database.settles_on_end)
         policy = ContentPolicy(config.policy)
-        worker = Worker(store, models, lease_seconds=server.lease_seconds,
-                        sweep_interval=min(server.sweep_interval, server.lease_seconds / 2),
-                        bus=bus, outcomes=outcomes, policy=policy)
-        return cls(config=config, store=store, accounts=accounts, models=models,
-                   worker=worker, outcomes=outcomes, dispatcher=dispatcher, policy=policy,
-                   bus=bus, limiter=backends.rate_limiter(config), _close_db=database.close)
+        worker = None
+        if role != "api":
+            served = models if serve is None else models.only(serve)
+            worker = Worker(database.store, served, lease_seconds=server.lease_seconds,
+                            sweep_interval=min(server.sweep_interval, server.lease_seconds / 2),
+                            bus=bus, outcomes=outcomes, policy=policy)
+        return cls(config=config, database=database, models=models, worker=worker,
+                   outcomes=outcomes, dispatcher=dispatcher, policy=policy, role=role,
+                   bus=bus, limiter=backends.rate_limiter(config))
 
     async def start(self) -> None:
-        await self.models.start()
-        await self._fail_unserved()
+        await self.database.open()
+        if self.worker is None:
+            await self.models.start(generate=False)
+        else:
+            served = {spec.slug for spec in self.worker.models}
+            for spec in self.models:
+                await spec.engine.start(generate=spec.slug in served)
+        if self.role == "all" and not self.database.shared:
+            await self._fail_unserved()
         await self.outcomes.reconcile()  # before the first sweep removes any expired job
-        self.worker.start()
+        if self.worker is not None:
+            self.worker.start()
+        else:
+            self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
         self.dispatcher.start()
+
+    async def _housekeep(self) -> None:
+        """What a worker's loop does between claims, for a node without a worker."""
+        interval = min(self.config.server.sweep_interval, self.config.server.lease_seconds / 2)
+        while True:
+            try:
+                await self.outcomes.after_sweep(await self.store.sweep())
+            except Exception:
+                log.exception("housekeeping failed; retrying")
+            await asyncio.sleep(interval)
 
     async def _fail_unserved(self) -> None:
         """Jobs queued for a model that is no longer configured would wait forever holding
@@ -90,13 +154,15 @@ class Runtime:
         if not self.draining:
             self.draining = True
             self._drain_deadline = time.monotonic() + self.config.server.shutdown_grace
-        self.worker.drain()
+        if self.worker is not None:
+            self.worker.drain()
 
     async def drain(self) -> None:
         """Stop admitting, and return once the running jobs have ended or the grace period
         has passed."""
         self.begin_drain()
-        await self.worker.wait_idle(self.grace_left())
+        if self.worker is not None:
+            await self.worker.wait_idle(self.grace_left())
 
     def grace_left(self) -> float:
         return max(0.0, self._drain_deadline - time.monotonic())
@@ -110,18 +176,24 @@ class Runtime:
         """Drain, stop the worker (handing back what the grace did not let end), and close
         every backend."""
         self.begin_drain()
-        await self.worker.stop(self.grace_left())
+        if self.worker is not None:
+            await self.worker.stop(self.grace_left())
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
         await self.dispatcher.stop()
         await self.models.close()
         await self.store.close()
         await self.limiter.close()
+        await self.bus.close()
         self.offload.close()
-        if self._close_db is not None:
-            self._close_db()
+        await self.database.close()
 
     @property
     def ready(self) -> bool:
-        return not self.draining and self.worker.alive
+        """Admitting (and, with a worker here, running jobs)."""
+        return not self.draining and (self.worker is None or self.worker.alive)
 
     # -- job operations --------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The credits ledger on SQLite: reserve, settle once, never below zero."""
+"""The credits ledger on every backend: reserve, settle once, never below zero."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stratus._sqlite import SqliteDB
-from stratus.accounts import NANO, Opening, SqliteAccounts
+from stratus.accounts import NANO, Accounts, Opening, PostgresAccounts, SqliteAccounts
 from stratus.errors import InsufficientCredits, InvalidRequest
 from stratus.store import JobRecord, Status
 
@@ -32,6 +32,17 @@ def ended(request_id: str, status: Status, cost: float = 0.0, **extra) -> JobRec
         completed_at=now, result={"content": []} if status is Status.COMPLETED else None,
         metrics={"cost": cost, "input_tokens": 3, "output_tokens": 5}
         if status is Status.COMPLETED else None, **extra)
+
+
+async def ledger_lines(accounts: Accounts) -> list[tuple]:
+    """``(kind, amount, balance_after, note)`` of every ledger line, oldest first."""
+    sql = "SELECT kind, amount, balance_after, note FROM credit_ledger ORDER BY seq"
+    if isinstance(accounts, PostgresAccounts):
+        async with accounts._pg.transaction() as conn:
+            cur = await conn.execute(sql)
+            return [tuple(row.values()) for row in await cur.fetchall()]
+    assert isinstance(accounts, SqliteAccounts)
+    return await accounts._db.read(lambda conn: [tuple(row) for row in conn.execute(sql)])
 
 
 async def test_reserve_settle_release(accounts) -> None:
@@ -92,7 +103,7 @@ async def test_discard_and_abandon_release(accounts) -> None:
     assert (await accounts.request(key.account_id, "r2")).status == "FAILED"
 
 
-async def test_grants_and_settings_are_in_the_ledger(accounts, tmp_path: Path) -> None:
+async def test_grants_and_settings_are_in_the_ledger(accounts) -> None:
     await accounts.create_key("free")  # unlimited
     with pytest.raises(InvalidRequest, match="unlimited credits"):
         await accounts.add_credits("free", NANO)
@@ -101,14 +112,13 @@ async def test_grants_and_settings_are_in_the_ledger(accounts, tmp_path: Path) -
     with pytest.raises(InvalidRequest, match="below zero"):
         await accounts.add_credits("free", -6 * NANO)
     assert (await accounts.account("free")).balance == 5 * NANO
-    with sqlite3.connect(tmp_path / "a.db") as db:
-        lines = db.execute("SELECT kind, amount, balance_after, note FROM credit_ledger "
-                           "ORDER BY seq").fetchall()
-    assert lines == [("set", None, None, "account created"), ("set", 2 * NANO, 2 * NANO, "plan"),
-                     ("grant", 3 * NANO, 5 * NANO, "top-up")]
+    assert await ledger_lines(accounts) == [
+        ("set", None, None, "account created"), ("set", 2 * NANO, 2 * NANO, "plan"),
+        ("grant", 3 * NANO, 5 * NANO, "top-up")]
 
 
 async def test_an_older_database_gains_the_new_columns(tmp_path: Path) -> None:
+    """SQLite only: a PostgreSQL database gains its columns by numbered migrations."""
     with sqlite3.connect(tmp_path / "old.db") as db:
         db.executescript("""
             CREATE TABLE accounts (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE,

@@ -1,4 +1,5 @@
-"""Accounts: API keys, credits, request history and webhook deliveries (embedded: SQLite)."""
+"""Accounts: API keys, credits, request history and webhook deliveries (embedded: SQLite;
+scale-out: PostgreSQL)."""
 
 from stratus.accounts._types import (
     MAX_USD,
@@ -16,6 +17,7 @@ from stratus.accounts._types import (
     to_nano,
     to_usd,
 )
+from stratus.accounts.postgres import PostgresAccounts
 from stratus.accounts.sqlite import SqliteAccounts
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "HistoryQuery",
     "KeyOptions",
     "Opening",
+    "PostgresAccounts",
     "RequestEntry",
     "SqliteAccounts",
     "to_nano",

@@ -29,6 +29,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="Stratus", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     app.include_router(health.router)
+    if runtime.role == "worker":  # a worker's HTTP is its health, nothing else
+        _errors.install(app)
+        return app
     app.include_router(admin_router)
     app.include_router(account_router)
     app.include_router(anthropic_router)  # these before /v1/{model}, which would match them

@@ -87,7 +87,10 @@ EngineEvent = TextDelta | Finished
 class Engine(Protocol):
     """A model runtime. One instance serves one configured model."""
 
-    async def start(self) -> None: ...
+    async def start(self, generate: bool = True) -> None:
+        """Load the model. ``generate=False``: only what counting tokens needs (an API node
+        that admits requests for workers elsewhere)."""
+        ...
 
     async def close(self) -> None: ...
 

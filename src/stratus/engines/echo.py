@@ -35,7 +35,7 @@ class EchoEngine:
         if options:
             raise ValueError(f"unknown echo engine option(s): {', '.join(sorted(options))}")
 
-    async def start(self) -> None:
+    async def start(self, generate: bool = True) -> None:
         return None
 
     async def close(self) -> None:

@@ -149,23 +149,32 @@ class LlamaCppEngine:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        await asyncio.to_thread(self._load)
+    async def start(self, generate: bool = True) -> None:
+        await asyncio.to_thread(self._load, generate)
+        if not generate:
+            return
         self._running = True
         self._thread = threading.Thread(target=self._loop, name=f"engine-{self.config.slug}",
                                         daemon=True)
         self._thread.start()
 
-    def _load(self) -> None:
+    def _load(self, generate: bool) -> None:
         path = resolve(self.config.weights or "", self._data_dir)
         lc.llama_log_set(_log_callback, ctypes.c_void_p(0))
         lc.llama_backend_init()
         mparams = lc.llama_model_default_params()
         # llama.cpp's repacked (AMX) weight buffers crash on the first decode on these CPUs.
         mparams.use_extra_bufts = False
+        mparams.vocab_only = not generate
         model = lc.llama_model_load_from_file(str(path).encode(), mparams)
         if not model:
             raise EngineError(f"llama.cpp could not load {path}")
+        if not generate:  # the tokenizer and chat template only
+            self._model = model
+            self._vocab = lc.llama_model_get_vocab(model)
+            self._tokenizer_ready()
+            log.info("loaded the tokenizer of %s from %s", self.config.slug, path)
+            return
         cparams = lc.llama_context_default_params()
         cparams.n_ctx = self.config.context_length * self._slots
         cparams.n_seq_max = self._slots
@@ -186,12 +195,15 @@ class LlamaCppEngine:
         self._memory = lc.llama_get_memory(ctx)
         self._batch = lc.llama_batch_init(cparams.n_batch, 0, 1)
         self._batch_capacity = cparams.n_batch
+        self._tokenizer_ready()
+        log.info("loaded %s from %s (%d slots x %d tokens, %d threads)", self.config.slug,
+                 path, self._slots, self.config.context_length, self._threads)
+
+    def _tokenizer_ready(self) -> None:
         self._add_bos = bool(lc.llama_vocab_get_add_bos(self._vocab))
         self._format = self._chat_format()
         self._longest_piece = max(
             len(self._piece_bytes(token)) for token in range(lc.llama_vocab_n_tokens(self._vocab)))
-        log.info("loaded %s from %s (%d slots x %d tokens, %d threads)", self.config.slug,
-                 path, self._slots, self.config.context_length, self._threads)
 
     def _chat_format(self) -> ChatFormat:
         name = self._format_name

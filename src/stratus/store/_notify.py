@@ -31,6 +31,11 @@ class Notifier:
                 if not fut.done():
                     fut.set_result(None)
 
+    def wake_all(self) -> None:
+        """Every watcher re-reads (hints may have been missed)."""
+        self.job_changed(*list(self._watchers))
+        self._work.set()
+
     def work_available(self) -> None:
         self._work.set()
 

@@ -79,6 +79,7 @@ class Claim:
 
     job: JobRecord
     token: str
+    owner: str = ""  # the worker holding it
 
 
 class IdempotencyConflict(Exception):
@@ -121,10 +122,13 @@ class JobStore(Protocol):
     holder of the current lease can complete or fail a job, and only while it is PROCESSING.
     """
 
-    async def submit(self, job: NewJob) -> tuple[JobRecord, bool]:
-        """Queue ``job``; returns ``(record, created)``. With an idempotency key already used
-        for the same body, returns the earlier job and ``created=False`` (or raises
-        :class:`IdempotentReplay` if its record expired); with another body, raises
+    async def submit(self, job: NewJob, before_insert: Any = None) -> tuple[JobRecord, bool]:
+        """Queue ``job``; returns ``(record, created)``. ``before_insert`` (the backend's own
+        kind of callable, taking its connection) runs in the same transaction just before the
+        insert: admission uses it to reserve the request's credits with the job. With an
+        idempotency key already used for the same body, returns the earlier job and
+        ``created=False`` (or raises :class:`IdempotentReplay` if its record expired); with
+        another body, raises
         :class:`IdempotencyConflict`. With ``job.max_queue`` set, the check of the model's
         queue and the insert are one step: :class:`QueueFull` if it is full."""
         ...

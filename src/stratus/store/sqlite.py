@@ -8,7 +8,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from stratus._sqlite import SqliteDB
@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 """
 
+BeforeInsert = Callable[[sqlite3.Connection, float], None]
 _ENDED = (Status.COMPLETED.value, Status.FAILED.value)
 # Expired records (404 to clients) are kept this much longer before they are deleted, so
 # that a settlement pass (every minute) still finds a job whose request was left open.
@@ -129,14 +130,17 @@ class SqliteJobStore:
 
     # -- submitting and reading ------------------------------------------------------------
 
-    async def submit(self, job: NewJob) -> tuple[JobRecord, bool]:
-        record, created = await self._db.write(self._submit, job, time.time())
+    async def submit(self, job: NewJob, before_insert: BeforeInsert | None = None,
+                     ) -> tuple[JobRecord, bool]:
+        """``before_insert(conn, now)`` runs in the same transaction just before the job is
+        inserted (admission: the request's credits and history row)."""
+        record, created = await self._db.write(self._submit, job, time.time(), before_insert)
         if created and not job.blocked:
             self._notify.work_available()
         return record, created
 
-    def _submit(self, conn: sqlite3.Connection, job: NewJob,
-                now: float) -> tuple[JobRecord, bool]:
+    def _submit(self, conn: sqlite3.Connection, job: NewJob, now: float,
+                before_insert: BeforeInsert | None = None) -> tuple[JobRecord, bool]:
         if job.idempotency_key is not None:
             row = self._idempotent(conn, job.account_id, job.idempotency_key, now)
             if row is not None:
@@ -156,6 +160,8 @@ class SqliteJobStore:
                 if depth >= job.max_queue:
                     raise QueueFull(depth)
             state = (Status.QUEUED.value, None, None, None, None)
+        if before_insert is not None:
+            before_insert(conn, now)
         if job.idempotency_key is not None:
             conn.execute(
                 "INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
@@ -224,7 +230,7 @@ class SqliteJobStore:
         )
         record = _fetch(conn, row["id"], now)
         assert record is not None
-        return Claim(job=record, token=token)
+        return Claim(job=record, token=token, owner=worker_id)
 
     async def heartbeat(self, claim: Claim) -> bool:
         return await self._db.write(self._heartbeat, claim, time.time())

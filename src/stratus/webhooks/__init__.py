@@ -1,7 +1,7 @@
 """Webhooks: where they may go, how they are signed, and the sender that retries them."""
 
 from stratus.webhooks._address import check_url
-from stratus.webhooks._dispatcher import Dispatcher
+from stratus.webhooks._dispatcher import IDLE_CHECK, Dispatcher
 from stratus.webhooks._signing import sign, webhook_id
 
-__all__ = ["Dispatcher", "check_url", "sign", "webhook_id"]
+__all__ = ["IDLE_CHECK", "Dispatcher", "check_url", "sign", "webhook_id"]

@@ -45,8 +45,12 @@ class Dispatcher:
     def __init__(self, accounts: Accounts, config: WebhookConfig, *,
                  concurrency: int = 16, per_account: int | None = None,
                  resolver: Resolver | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 idle_check: float = IDLE_CHECK) -> None:
+        """``idle_check``: seconds between looks at the queue when nothing wakes the sender
+        (short where other processes queue webhooks too)."""
         self._accounts = accounts
+        self._idle_check = idle_check
         self._config = config
         self._concurrency = concurrency
         self._per_account = per_account or max(1, concurrency // 4)
@@ -117,11 +121,11 @@ class Dispatcher:
         next_at = await self._accounts.next_delivery_at(
             per_account=None if self._spare(0) > 0 else self._per_account,
             running=list(self._running.values()))
-        wait = IDLE_CHECK if next_at is None else next_at - time.time()
+        wait = self._idle_check if next_at is None else next_at - time.time()
         # asyncio.timeout, not wait_for: wait_for can swallow a cancellation (stop) that
         # arrives as the wake-up does, and the loop would then never end
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(max(wait, 0.0), IDLE_CHECK)):
+            async with asyncio.timeout(min(max(wait, 0.0), self._idle_check)):
                 await self._wake.wait()
 
     def _spare(self, claiming: int) -> int:

@@ -20,7 +20,7 @@ from stratus.models import ModelRegistry, ModelSpec
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
 from stratus.store import Claim, ErrorType, JobRecord, JobStore, Status
-from stratus.streams import Stream, TokenBus
+from stratus.streams import LocalTokenStream, TokenStream
 from stratus.worker._events import Completed, Failed, Lost, Outcome, Released
 from stratus.worker._result import message_body, metrics
 
@@ -56,10 +56,10 @@ class _Progress:
 class Worker:
     def __init__(self, store: JobStore, models: ModelRegistry, *, lease_seconds: float,
                  sweep_interval: float, worker_id: str | None = None,
-                 bus: TokenBus | None = None, outcomes: Outcomes | None = None,
+                 bus: TokenStream | None = None, outcomes: Outcomes | None = None,
                  policy: ContentPolicy | None = None) -> None:
         self.id = worker_id or "worker-" + uuid.uuid4().hex[:12]
-        self._bus = bus or TokenBus()
+        self._bus: TokenStream = bus or LocalTokenStream()
         self._store = store
         self._outcomes = outcomes
         self._policy = policy
@@ -72,6 +72,11 @@ class Worker:
         self._draining = False
         self._releasing = False
         self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def models(self) -> ModelRegistry:
+        """The models this worker runs."""
+        return self._models
 
     @property
     def alive(self) -> bool:
@@ -154,11 +159,12 @@ class Worker:
     # -- running one job -------------------------------------------------------------------
 
     async def _run(self, claim: Claim) -> Outcome:
-        stream = self._bus.reset(claim.job.id)
+        job_id, attempt = claim.job.id, claim.token
+        await self._bus.start(job_id, attempt)
         try:
             if self._outcomes is not None:
                 await self._outcomes.started(claim.job)
-            outcome = await self._attempt(claim, stream)
+            outcome = await self._attempt(claim)
             ended: JobRecord | None = None
             if isinstance(outcome, Completed):
                 ended = await self._store.complete(claim, outcome.result, outcome.metrics)
@@ -169,7 +175,7 @@ class Worker:
             if self._outcomes is None:
                 return outcome
             if ended is not None:
-                await self._outcomes.settle(ended)
+                await self._outcomes.worker_ended(ended)
                 return outcome
             # cancelled (or taken over) while it ran: settled here, with what it generated
             used = outcome.metrics if isinstance(outcome, Completed | Lost | Released) else None
@@ -178,9 +184,9 @@ class Worker:
             await self._outcomes.ended(claim.job.id)
             return outcome
         finally:
-            self._bus.close(claim.job.id, stream)
+            await self._bus.end(job_id, attempt)
 
-    async def _attempt(self, claim: Claim, stream: Stream) -> Outcome:
+    async def _attempt(self, claim: Claim) -> Outcome:
         job = claim.job
         try:
             spec = self._models.resolve(job.model)
@@ -190,7 +196,8 @@ class Worker:
         queued_for = (job.started_at or job.created_at) - job.created_at
         progress = _Progress(spec, queued_for)
         generation = asyncio.create_task(
-            self._generate(job.id, spec, request, job.requested_model, progress, stream))
+            self._generate(job.id, spec, request, job.requested_model, progress,
+                           claim.token))
         watcher = asyncio.create_task(self._watch(claim, generation))
         try:
             return await asyncio.shield(generation)
@@ -216,7 +223,7 @@ class Worker:
             await asyncio.gather(watcher, return_exceptions=True)
 
     async def _generate(self, job_id: str, spec: ModelSpec, request: GenerationRequest,
-                        model_name: str, progress: _Progress, stream: Stream) -> Completed:
+                        model_name: str, progress: _Progress, attempt: str) -> Completed:
         pieces: list[str] = []
         finished: Finished | None = None
         policy = self._policy if self._policy and self._policy.checks("output") else None
@@ -229,7 +236,7 @@ class Worker:
                         blocked = policy.violation("output", ["".join(pieces)])
                         if blocked is not None:
                             raise PolicyBlocked(blocked)
-                    self._bus.publish(stream, event.text)
+                    await self._bus.publish(job_id, attempt, event.text)
                 else:
                     finished = event
         if finished is None:

@@ -1,0 +1,105 @@
+"""The credits ledger: grants, settings and charges, each with the balance it left.
+
+Every change to a balance happens in the transaction that writes its ledger line, so the
+ledger always explains the balance. Reservations are a running total on the account
+(``reserved``), backed by the ``reserved`` column of each open request.
+
+Several nodes share the accounts: a reservation is one conditional ``UPDATE`` (the check and
+the hold cannot interleave with another node's), and a change that checks the balance first
+(a grant, a charge) locks the account's row before it reads it.
+"""
+
+from __future__ import annotations
+
+from stratus._postgres import Connection
+from stratus.accounts._types import MAX_USD, Account, to_nano, to_usd
+from stratus.accounts.postgres._keys import fetch_account
+from stratus.errors import InsufficientCredits, InvalidRequest
+
+_TRIES = 3  # reservations retried when a refusal met credits freed in the meantime
+
+
+async def ledger(conn: Connection, account_id: str, kind: str, amount: int | None, *,
+                 request_id: str | None = None, note: str = "") -> None:
+    """A ledger line with the account's balance as this transaction leaves it."""
+    await conn.execute(
+        "INSERT INTO credit_ledger (account_id, request_id, kind, amount, balance_after, "
+        "note, created_at) SELECT id, %s, %s, %s, balance, %s, stratus_now() FROM accounts "
+        "WHERE id = %s", (request_id, kind, amount, note, account_id))
+
+
+async def add(conn: Connection, name: str, amount: int, note: str) -> Account:
+    account = await fetch_account(conn, name=name, lock=True)
+    if account.balance is None:
+        raise InvalidRequest(
+            f"account {name!r} has unlimited credits: give it a balance with "
+            "`stratus credits set` (or PUT /v1/admin/accounts/{name}/credits) first")
+    if account.balance + amount < 0:
+        raise InvalidRequest(
+            f"account {name!r} has ${to_usd(account.balance):.6f}: taking "
+            f"${to_usd(-amount):.6f} would leave it below zero")
+    if account.balance + amount > to_nano(MAX_USD):
+        raise InvalidRequest(
+            f"account {name!r} has ${to_usd(account.balance):.6f}: adding "
+            f"${to_usd(amount):.6f} would take it above the largest balance, ${MAX_USD:,}")
+    await conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s",
+                       (amount, account.id))
+    await ledger(conn, account.id, "grant", amount, note=note)
+    return await fetch_account(conn, account_id=account.id)
+
+
+async def set_balance(conn: Connection, name: str, balance: int | None, note: str) -> Account:
+    account = await fetch_account(conn, name=name)
+    if balance is not None and balance < 0:
+        raise InvalidRequest("a balance must not be negative")
+    await conn.execute("UPDATE accounts SET balance = %s WHERE id = %s", (balance, account.id))
+    await ledger(conn, account.id, "set", balance, note=note)
+    return await fetch_account(conn, account_id=account.id)
+
+
+async def _hold(conn: Connection, account_id: str, amount: int) -> bool:
+    cur = await conn.execute(
+        "UPDATE accounts SET reserved = reserved + %(amount)s WHERE id = %(id)s "
+        "AND (balance IS NULL OR balance - reserved >= %(amount)s) RETURNING id",
+        {"amount": amount, "id": account_id})
+    return await cur.fetchone() is not None
+
+
+async def reserve(conn: Connection, account_id: str, amount: int, note: str) -> None:
+    """Hold ``amount`` for a request, or refuse it if the available credits fall short."""
+    for attempt in range(_TRIES):
+        if await _hold(conn, account_id, amount):
+            return
+        account = await fetch_account(conn, account_id=account_id)
+        available = account.available
+        if (available is not None and available < amount) or attempt == _TRIES - 1:
+            available = max(available or 0, 0)
+            raise InsufficientCredits(
+                f"insufficient credits: this request may cost up to ${to_usd(amount):.6f} "
+                f"({note}) but account {account.name!r} has ${to_usd(available):.6f} "
+                "available: lower max_tokens, or ask an admin to add credits",
+                extra={"credits_available": to_usd(available),
+                       "credits_required": to_usd(amount)})
+
+
+async def release(conn: Connection, account_id: str, reserved: int) -> None:
+    """Free a reservation without charging anything."""
+    await conn.execute(
+        "UPDATE accounts SET reserved = GREATEST(reserved - %s, 0) WHERE id = %s",
+        (reserved, account_id))
+
+
+async def settle(conn: Connection, account_id: str, reserved: int, cost: int,
+                 request_id: str) -> int:
+    """Free a request's reservation and charge what it cost, never more than it reserved nor
+    than the balance holds. Returns the charge."""
+    account = await fetch_account(conn, account_id=account_id, lock=True)
+    charge = min(cost, reserved)
+    if account.balance is not None:
+        charge = min(charge, account.balance)
+    await conn.execute(
+        "UPDATE accounts SET reserved = GREATEST(reserved - %s, 0), balance = balance - %s "
+        "WHERE id = %s", (reserved, charge, account_id))
+    if charge > 0:
+        await ledger(conn, account_id, "charge", -charge, request_id=request_id)
+    return charge
