@@ -33,6 +33,9 @@ CONFIG = """
 lease_seconds = 10
 sync_timeout = 60
 
+[database]
+pool_size = 4
+
 [[models]]
 slug = "echo"
 batch_slots = 64
@@ -42,14 +45,15 @@ batch_slots = 64
 async def load(urls: list[str], key: str, requests: int, concurrency: int,
                ) -> tuple[float, list[float]]:
     """Closed loop: ``concurrency`` clients, each sending its next request when its last is
-    answered, over the nodes in turn. Returns the run's seconds and each latency."""
+    answered, the clients spread over the nodes. Returns the run's seconds and each
+    latency."""
     latencies: list[float] = []
     left = iter(range(requests))
     limits = httpx.Limits(max_connections=concurrency * 2)
 
     async def client(n: int, http: httpx.AsyncClient) -> None:
+        url = urls[n % len(urls)]  # a client keeps its connection to one node
         for i in left:
-            url = urls[(n + i) % len(urls)]
             started = time.perf_counter()
             response = await http.post(f"{url}/v1/echo", json={
                 "messages": [{"role": "user", "content": f"hello {i}"}], "max_tokens": 8})

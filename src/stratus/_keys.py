@@ -12,6 +12,7 @@ def rate_limit(key_id: str) -> str:
 
 # Pub/sub channels of the wake-up hints (stratus.store._hints).
 JOBS_CHANNEL = f"{PREFIX}jobs-changed"  # data: the ids of jobs whose state changed
+ENDED_CHANNEL = f"{PREFIX}jobs-ended"  # data: the ids of jobs that ended
 WORK_CHANNEL = f"{PREFIX}work"  # a job may have become claimable
 WEBHOOKS_CHANNEL = f"{PREFIX}webhooks"  # a webhook delivery is due
 

@@ -53,11 +53,12 @@ class Postgres:
     def __init__(self, url: str, *, max_size: int = 10, connect_timeout: float = 3.0) -> None:
         self.url = url
         self._timeout = connect_timeout
+        # Autocommit: a lone statement costs one round trip, not BEGIN + it + COMMIT. A
+        # connection broken by a database restart fails its request once (503) and is dropped.
         self.pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             url, min_size=1, max_size=max_size, open=False, timeout=connect_timeout,
             kwargs={"row_factory": dict_row, "connect_timeout": max(1, round(connect_timeout)),
-                    "application_name": "stratus"},
-            check=AsyncConnectionPool.check_connection, reconnect_timeout=0)
+                    "application_name": "stratus", "autocommit": True})
 
     async def open(self) -> None:
         """Connect and apply the missing migrations."""
@@ -75,6 +76,16 @@ class Postgres:
     async def transaction(self) -> AsyncIterator[Connection]:
         """A connection in a transaction, committed when the block ends without an error."""
         try:
+            async with self.pool.connection() as conn, conn.transaction():
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise DatabaseUnavailable(exc) from exc
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A connection in autocommit mode: for a single statement (a read, or one atomic
+        update)."""
+        try:
             async with self.pool.connection() as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
@@ -83,29 +94,25 @@ class Postgres:
     async def migrate(self) -> list[str]:
         """Apply every migration not yet applied; returns the names applied here."""
         applied: list[str] = []
-        async with self.transaction() as conn:
-            await conn.set_autocommit(True)
+        async with self.connection() as conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
             try:
-                await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
-                try:
-                    await conn.execute(
-                        "CREATE TABLE IF NOT EXISTS stratus_migrations (number INTEGER "
-                        "PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL "
-                        "DEFAULT now())")
-                    cur = await conn.execute("SELECT number FROM stratus_migrations")
-                    done = {row["number"] for row in await cur.fetchall()}
-                    for number, name, sql in migrations():
-                        if number in done:
-                            continue
-                        async with conn.transaction():
-                            await conn.execute(sql.encode())
-                            await conn.execute(
-                                "INSERT INTO stratus_migrations (number, name) VALUES (%s, %s)",
-                                (number, name))
-                        applied.append(name)
-                        log.info("applied migration %s", name)
-                finally:
-                    await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS stratus_migrations (number INTEGER "
+                    "PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL "
+                    "DEFAULT now())")
+                cur = await conn.execute("SELECT number FROM stratus_migrations")
+                done = {row["number"] for row in await cur.fetchall()}
+                for number, name, sql in migrations():
+                    if number in done:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(sql.encode())
+                        await conn.execute(
+                            "INSERT INTO stratus_migrations (number, name) VALUES (%s, %s)",
+                            (number, name))
+                    applied.append(name)
+                    log.info("applied migration %s", name)
             finally:
-                await conn.set_autocommit(False)
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
         return applied

@@ -42,8 +42,9 @@ class Database:
 
     ``admit`` reserves a request's credits, records it and queues its job in one transaction
     (see :meth:`stratus.store.JobStore.submit` for what it raises). ``shared``: other
-    processes use the database too (PostgreSQL). ``settles_on_end``: the store settles a
-    job's request in the transaction that ends the job."""
+    processes use the database too (PostgreSQL). ``settles_on_end``: the store marks a job's
+    request started in the transaction that claims the job, and settles it in the one that
+    ends the job."""
 
     store: JobStore
     accounts: Accounts
@@ -109,10 +110,14 @@ def _postgres(config: Config, url: str) -> Database:
         return await pg_requests.close_request(conn, record,  # type: ignore[arg-type]
                                                webhook_payload(record))
 
+    async def started(conn: object, record: JobRecord) -> None:
+        await pg_requests.start_request(conn, record.id,  # type: ignore[arg-type]
+                                        record.started_at or record.created_at)
+
     store = PostgresJobStore(pg, lease_seconds=server.lease_seconds,
                              max_attempts=server.max_attempts, result_ttl=server.result_ttl,
                              idempotency_ttl=server.idempotency_ttl, hints=hints,
-                             notifier=notifier, settle=settle)
+                             notifier=notifier, settle=settle, started=started)
     accounts = PostgresAccounts(pg, history_ttl=server.history_ttl)
 
     async def admit(opening: Opening, job: NewJob) -> tuple[JobRecord, bool]:

@@ -35,7 +35,8 @@ class Outcomes:
         self._next_reconcile = 0.0
 
     async def started(self, record: JobRecord) -> None:
-        await self._accounts.start_request(record.id, record.started_at or time.time())
+        if not self._settled_by_store:  # else the claim's own transaction did
+            await self._accounts.start_request(record.id, record.started_at or time.time())
 
     async def ended(self, job_id: str) -> None:
         record = await self._store.get(job_id)

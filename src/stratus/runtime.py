@@ -235,13 +235,13 @@ class Runtime:
         return changed
 
     async def wait_until_ended(self, record: JobRecord, timeout: float) -> JobRecord:
-        deadline = time.monotonic() + timeout
-        while not record.status.is_terminal():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            record = await self.wait_for_change(record, left)
-        return record
+        """The job once it has ended, or as it is at timeout."""
+        if record.status.is_terminal() or timeout <= 0:
+            return record
+        ended = await self.store.wait_until_ended(record.id, timeout)
+        if ended is None:
+            raise self._unknown(record.id)
+        return ended
 
     async def cancel(self, account: Account, job_id: str) -> tuple[JobRecord, bool]:
         """The record after the call, and whether this call ended the job."""

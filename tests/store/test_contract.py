@@ -246,6 +246,33 @@ async def test_wait_for_change_times_out_unchanged(make) -> None:
     assert await store.wait_for_change("nope", Status.QUEUED, 0.05) is None
 
 
+async def test_wait_until_ended_sleeps_through_the_claim(make) -> None:
+    store = make()
+    await store.submit(job(1))
+    waiter = asyncio.create_task(store.wait_until_ended("j1", 30))
+    await asyncio.sleep(0.05)
+    claim = await store.claim(["m"], "w")
+    await asyncio.sleep(0.05)
+    assert not waiter.done()  # started is not ended
+    await store.complete(claim, {"text": "done"}, {"cost": 0})
+    record = await asyncio.wait_for(waiter, 5)
+    assert record.status is Status.COMPLETED
+    at_timeout = await store.wait_until_ended("j1", 0.05)
+    assert at_timeout.status is Status.COMPLETED
+    await store.submit(job(2))
+    assert (await store.wait_until_ended("j2", 0.05)).status is Status.QUEUED
+    assert await store.wait_until_ended("nope", 0.05) is None
+
+
+async def test_a_cancel_ends_the_wait_until_ended(make) -> None:
+    store = make()
+    await store.submit(job(1))
+    waiter = asyncio.create_task(store.wait_until_ended("j1", 30))
+    await asyncio.sleep(0.05)
+    await store.cancel("j1")
+    assert (await asyncio.wait_for(waiter, 5)).error_type == ErrorType.CANCELLED
+
+
 async def test_wait_for_work_wakes_on_submit(make) -> None:
     store = make()
     await store.wait_for_work(0)  # clear anything pending

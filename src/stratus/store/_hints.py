@@ -56,19 +56,26 @@ class RedisHints:
 
     # -- publishing ------------------------------------------------------------------------
 
-    async def jobs_changed(self, *job_ids: str) -> None:
-        if job_ids:
-            await self._publish(_keys.JOBS_CHANNEL, " ".join(job_ids))
+    async def changed(self, job_ids: tuple[str, ...], ended: bool = False, work: bool = False,
+                      webhook: bool = False) -> None:
+        """Jobs changed (``ended``: they ended); ``work``: one may be claimable; ``webhook``:
+        a delivery is due."""
+        channel = _keys.ENDED_CHANNEL if ended else _keys.JOBS_CHANNEL
+        messages = [(channel, " ".join(job_ids))] if job_ids else []
+        if work:
+            messages.append((_keys.WORK_CHANNEL, "1"))
+        if webhook:
+            messages.append((_keys.WEBHOOKS_CHANNEL, "1"))
+        if messages:
+            await self.publish(*messages)
 
-    async def work_available(self) -> None:
-        await self._publish(_keys.WORK_CHANNEL, "1")
-
-    async def webhook_due(self) -> None:
-        await self._publish(_keys.WEBHOOKS_CHANNEL, "1")
-
-    async def _publish(self, channel: str, data: str) -> None:
+    async def publish(self, *messages: tuple[str, str]) -> None:
+        """``(channel, data)`` pairs, in one round trip."""
         try:
-            await self._redis.publish(channel, data)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for channel, data in messages:
+                    pipe.publish(channel, data)
+                await pipe.execute()
         except (RedisError, OSError) as exc:
             self._warn(f"could not publish a wake-up hint ({exc}); waiters re-read the "
                        f"database every {POLL:g} s")
@@ -79,8 +86,8 @@ class RedisHints:
         while not self._closing:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(_keys.JOBS_CHANNEL, _keys.WORK_CHANNEL,
-                                       _keys.WEBHOOKS_CHANNEL)
+                await pubsub.subscribe(_keys.JOBS_CHANNEL, _keys.ENDED_CHANNEL,
+                                       _keys.WORK_CHANNEL, _keys.WEBHOOKS_CHANNEL)
                 self.subscribed.set()
                 # Anything published while we were away is lost: wake everyone to re-read.
                 self._notifier.wake_all()
@@ -98,8 +105,9 @@ class RedisHints:
 
     def _deliver(self, channel: bytes, data: bytes) -> None:
         name = channel.decode()
-        if name == _keys.JOBS_CHANNEL:
-            self._notifier.job_changed(*data.decode().split())
+        if name in (_keys.JOBS_CHANNEL, _keys.ENDED_CHANNEL):
+            self._notifier.job_changed(*data.decode().split(),
+                                       ended=name == _keys.ENDED_CHANNEL)
         elif name == _keys.WORK_CHANNEL:
             self._notifier.work_available()
         elif name == _keys.WEBHOOKS_CHANNEL:

@@ -188,6 +188,11 @@ class JobStore(Protocol):
         """Return once the job's status is no longer ``status``, or ``timeout`` passes."""
         ...
 
+    async def wait_until_ended(self, job_id: str, timeout: float) -> JobRecord | None:
+        """Return once the job has ended (COMPLETED or FAILED), or as it is at ``timeout``;
+        only its end wakes the waiter."""
+        ...
+
     async def wait_for_work(self, timeout: float) -> None:
         """Return when a job may have become claimable, or after ``timeout``."""
         ...

@@ -4,6 +4,7 @@
   ``FOR UPDATE SKIP LOCKED`` (claimers never wait on one another), gets a fresh lease token
   (a fencing token), an owner and ``lease_expires_at`` on the database's clock.
 - **Heartbeat** renews every lease of the worker in one statement and records the worker.
+  Claiming also marks the job's request started in the history (``started``).
 - **Complete / fail** change the row only ``WHERE lease_token = $t``: a worker whose lease
   lapsed (and whose job was handed to another) changes nothing. The request's settlement
   (credits, history, webhook) runs in the same transaction (``settle``), so a job is never
@@ -15,9 +16,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
@@ -41,6 +41,9 @@ from stratus.store._types import (
 Settle = Callable[[Connection, JobRecord], Awaitable[bool]]
 # Runs inside the transaction that queues a job, just before its insert (admission).
 BeforeInsert = Callable[[Connection], Awaitable[None]]
+# Runs inside the transaction that claims a job: marks its request started.
+Started = Callable[[Connection, JobRecord], Awaitable[None]]
+SEEN_EVERY = 1.0  # seconds between a worker's sightings recorded by its claims
 
 KEEP_EXPIRED = 300.0  # as the SQLite store: expired records are deleted this much later
 _COLUMNS = ("id, account_id, model, requested_model, status, request, created_at, attempts, "
@@ -79,11 +82,16 @@ async def _no_settle(conn: Connection, record: JobRecord) -> bool:
     return False
 
 
+async def _no_start(conn: Connection, record: JobRecord) -> None:
+    return None
+
+
 class PostgresJobStore:
     def __init__(self, pg: Postgres, *, lease_seconds: float = 30.0, max_attempts: int = 3,
                  result_ttl: float = 3600.0, idempotency_ttl: float = 86400.0,
                  keep_expired: float = KEEP_EXPIRED, hints: RedisHints | None = None,
-                 notifier: Notifier | None = None, settle: Settle = _no_settle) -> None:
+                 notifier: Notifier | None = None, settle: Settle = _no_settle,
+                 started: Started = _no_start) -> None:
         self._pg = pg
         self._lease = lease_seconds
         self._max_attempts = max_attempts
@@ -93,6 +101,8 @@ class PostgresJobStore:
         self._notify = notifier or Notifier()
         self._hints = hints
         self._settle = settle
+        self._started = started
+        self._seen_at: dict[str, float] = {}
         self._on_webhook: list[Callable[[], None]] = []
 
     def on_webhook(self, listener: Callable[[], None]) -> None:
@@ -103,19 +113,16 @@ class PostgresJobStore:
 
     # -- wake-ups (after commit) -----------------------------------------------------------
 
-    async def _changed(self, *job_ids: str, work: bool = False, webhook: bool = False) -> None:
-        self._notify.job_changed(*job_ids)
+    async def _changed(self, *job_ids: str, ended: bool = False, work: bool = False,
+                       webhook: bool = False) -> None:
+        self._notify.job_changed(*job_ids, ended=ended)
         if work:
             self._notify.work_available()
         if webhook:
             for listener in self._on_webhook:
                 listener()
         if self._hints is not None:
-            await self._hints.jobs_changed(*job_ids)
-            if work:
-                await self._hints.work_available()
-            if webhook:
-                await self._hints.webhook_due()
+            await self._hints.changed(job_ids, ended=ended, work=work, webhook=webhook)
 
     # -- submitting and reading ------------------------------------------------------------
 
@@ -142,15 +149,16 @@ class PostgresJobStore:
                 if earlier is None:
                     raise IdempotentReplay(job_id)
                 return earlier, False
+        if before_insert is not None:
+            await before_insert(conn)
         if not job.blocked and job.max_queue is not None:
-            # the depth check and the insert are one step across nodes: one lock per model
+            # the depth check and the insert are one step across nodes: a lock per model,
+            # taken last so that it is held only for the insert
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('queue'), hashtext(%s))",
                                (job.model,))
             depth = await self._queued(conn, job.model)
             if depth >= job.max_queue:
                 raise QueueFull(depth)
-        if before_insert is not None:
-            await before_insert(conn)
         if job.idempotency_key is not None:
             await conn.execute(
                 "INSERT INTO idempotency_keys VALUES (%s, %s, %s, %s, stratus_now()) "
@@ -162,19 +170,20 @@ class PostgresJobStore:
                      "stratus_now() + %(ttl)s")
         else:
             state = ("'QUEUED'", "NULL", "NULL", "NULL", "NULL")
-        await conn.execute(
-            "INSERT INTO jobs (id, account_id, model, requested_model, request, input_tokens, "
-            "created_at, status, error, error_type, completed_at, expires_at) VALUES "
-            "(%(id)s, %(account)s, %(model)s, %(requested)s, %(request)s, %(tokens)s, "
-            f"stratus_now(), {', '.join(state)})",
+        cur = await conn.execute(
+            "INSERT INTO jobs AS j (id, account_id, model, requested_model, request, "
+            "input_tokens, created_at, status, error, error_type, completed_at, expires_at) "
+            "VALUES (%(id)s, %(account)s, %(model)s, %(requested)s, %(request)s, %(tokens)s, "
+            f"stratus_now(), {', '.join(state)}) RETURNING {_COLUMNS}, "
+            f"CASE WHEN status = 'QUEUED' THEN {_POSITION} END AS position",
             {"id": job.id, "account": job.account_id, "model": job.model,
              "requested": job.requested_model,
              "request": json.dumps(job.request, separators=(",", ":")),
              "tokens": job.input_tokens, "error": job.blocked,
              "error_type": ErrorType.POLICY.value, "ttl": self._result_ttl})
-        record = await _fetch(conn, job.id)
-        assert record is not None
-        return record, True
+        row = await cur.fetchone()
+        assert row is not None
+        return _record(row), True
 
     async def _idempotent(self, conn: Connection, account_id: str,
                           key: str) -> tuple[str, str] | None:
@@ -185,7 +194,7 @@ class PostgresJobStore:
         return None if row is None else (row["job_id"], row["body_hash"])
 
     async def idempotent(self, account_id: str, key: str) -> tuple[str, str] | None:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await self._idempotent(conn, account_id, key)
 
     @staticmethod
@@ -197,11 +206,11 @@ class PostgresJobStore:
         return int(row["n"])
 
     async def queued(self, model: str) -> int:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await self._queued(conn, model)
 
     async def get(self, job_id: str, *, expired: bool = False) -> JobRecord | None:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await _fetch(conn, job_id, expired)
 
     # -- the worker's side -----------------------------------------------------------------
@@ -210,27 +219,33 @@ class PostgresJobStore:
         if not models:
             return None
         token = uuid.uuid4().hex
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:  # the claim is one statement
             cur = await conn.execute(
                 "UPDATE jobs SET status = 'PROCESSING', started_at = stratus_now(), "
                 "attempts = attempts + 1, lease_token = %(token)s, lease_owner = %(owner)s, "
                 "lease_expires_at = stratus_now() + %(lease)s "
                 "WHERE seq = (SELECT seq FROM jobs WHERE status = 'QUEUED' "
                 "AND model = ANY(%(models)s) ORDER BY seq FOR UPDATE SKIP LOCKED LIMIT 1) "
-                "AND status = 'QUEUED' RETURNING id",
+                f"AND status = 'QUEUED' RETURNING {_COLUMNS}",
                 {"token": token, "owner": worker_id, "lease": self._lease,
                  "models": list(models)})
             row = await cur.fetchone()
             await self._seen(conn, worker_id, models)
             if row is None:
                 return None
-            record = await _fetch(conn, row["id"])
-        assert record is not None
+            record = _record(row)
+            await self._started(conn, record)  # the history's PROCESSING: cosmetic if lost
         await self._changed(record.id)
         return Claim(job=record, token=token, owner=worker_id)
 
-    @staticmethod
-    async def _seen(conn: Connection, worker_id: str, models: Collection[str] = ()) -> None:
+    async def _seen(self, conn: Connection, worker_id: str, models: Collection[str] = (),
+                    force: bool = False) -> None:
+        """Record that the worker is alive (what it serves, when it was last seen): at most
+        once a second from its claims, at every heartbeat."""
+        now = time.monotonic()
+        if not force and now - self._seen_at.get(worker_id, -SEEN_EVERY) < SEEN_EVERY:
+            return
+        self._seen_at[worker_id] = now
         await conn.execute(
             "INSERT INTO workers (id, models, started_at, seen_at) "
             "VALUES (%s, %s, stratus_now(), stratus_now()) ON CONFLICT (id) DO UPDATE SET "
@@ -241,7 +256,7 @@ class PostgresJobStore:
     async def heartbeat(self, claim: Claim) -> bool:
         """Renews every lease the claim's worker holds (one statement); True if this claim's
         is among them."""
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             cur = await conn.execute(
                 "WITH renewed AS (UPDATE jobs SET lease_expires_at = stratus_now() + %(lease)s "
                 "WHERE status = 'PROCESSING' AND lease_owner = %(owner)s "
@@ -250,7 +265,7 @@ class PostgresJobStore:
                 {"lease": self._lease, "owner": claim.owner, "id": claim.job.id,
                  "token": claim.token})
             row = await cur.fetchone()
-            await self._seen(conn, claim.owner)
+            await self._seen(conn, claim.owner, force=True)
         return bool(row and row["n"])
 
     async def complete(self, claim: Claim, result: dict[str, Any],
@@ -269,19 +284,20 @@ class PostgresJobStore:
                 "UPDATE jobs SET status = %(status)s, completed_at = stratus_now(), "
                 "expires_at = stratus_now() + %(ttl)s, lease_token = NULL, lease_owner = NULL, "
                 f"lease_expires_at = NULL{cols} "
-                "WHERE id = %(id)s AND status = 'PROCESSING' AND lease_token = %(token)s",
+                "WHERE id = %(id)s AND status = 'PROCESSING' AND lease_token = %(token)s "
+                f"RETURNING {_COLUMNS}",
                 {"status": status.value, "ttl": self._result_ttl, **fields,
                  "id": claim.job.id, "token": claim.token})
-            if cur.rowcount != 1:
+            row = await cur.fetchone()
+            if row is None:
                 return None
-            ended = await _fetch(conn, claim.job.id, expired=True)
-            assert ended is not None
+            ended = _record(row)
             webhook = await self._settle(conn, ended)
-        await self._changed(ended.id, webhook=webhook)
+        await self._changed(ended.id, ended=True, webhook=webhook)
         return ended
 
     async def record_usage(self, claim: Claim, metrics: dict[str, Any]) -> bool:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             cur = await conn.execute(
                 "UPDATE jobs SET metrics = %s, lease_token = NULL WHERE id = %s "
                 "AND status = 'FAILED' AND error_type = %s AND lease_token = %s "
@@ -302,11 +318,11 @@ class PostgresJobStore:
                 "RETURNING id",
                 (error, ErrorType.ENGINE.value, self._result_ttl, list(models)))
             ids = [row["id"] for row in await cur.fetchall()]
-        await self._changed(*ids)
+        await self._changed(*ids, ended=True)
         return ids
 
     async def release(self, claim: Claim) -> bool:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             cur = await conn.execute(
                 "UPDATE jobs SET status = 'QUEUED', attempts = GREATEST(attempts - 1, 0), "
                 "started_at = NULL, lease_token = NULL, lease_owner = NULL, "
@@ -320,7 +336,7 @@ class PostgresJobStore:
     # -- the client's side -----------------------------------------------------------------
 
     async def cancel(self, job_id: str) -> tuple[JobRecord | None, bool]:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:  # the update, then the record as it is
             cur = await conn.execute(
                 "UPDATE jobs SET status = 'FAILED', error = 'cancelled', error_type = %s, "
                 "completed_at = stratus_now(), expires_at = stratus_now() + %s, "
@@ -331,24 +347,19 @@ class PostgresJobStore:
             changed = cur.rowcount == 1
             record = await _fetch(conn, job_id)
         if changed:
-            await self._changed(job_id)
+            await self._changed(job_id, ended=True)
         return record, changed
 
     async def wait_for_change(self, job_id: str, status: Status,
                               timeout: float) -> JobRecord | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            fut = self._notify.watch(job_id)
-            try:
-                record = await self.get(job_id)
-                left = deadline - loop.time()
-                if record is None or record.status is not status or left <= 0:
-                    return record
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(fut, min(left, POLL))
-            finally:
-                self._notify.unwatch(job_id, fut)
+        return await self._notify.wait(job_id, lambda: self.get(job_id),
+                                       lambda record: record.status is not status, timeout,
+                                       poll=POLL)
+
+    async def wait_until_ended(self, job_id: str, timeout: float) -> JobRecord | None:
+        return await self._notify.wait(job_id, lambda: self.get(job_id),
+                                       lambda record: record.status.is_terminal(), timeout,
+                                       ended_only=True, poll=POLL)
 
     async def wait_for_work(self, timeout: float) -> None:
         await self._notify.wait_for_work(min(timeout, POLL))
@@ -363,8 +374,8 @@ class PostgresJobStore:
             if not row or not row["mine"]:
                 return SweepReport()  # another node is sweeping right now
             report = await self._sweep(conn)
-        await self._changed(*report.requeued, *report.failed, work=bool(report.requeued),
-                            webhook=bool(report.failed))
+        await self._changed(*report.requeued, work=bool(report.requeued))
+        await self._changed(*report.failed, ended=True, webhook=bool(report.failed))
         return report
 
     async def _sweep(self, conn: Connection) -> SweepReport:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import sqlite3
 import time
@@ -254,7 +252,7 @@ class SqliteJobStore:
     async def _end(self, claim: Claim, status: Status, **fields: str) -> JobRecord | None:
         ended = await self._db.write(self._end_txn, claim, status, fields, time.time())
         if ended is not None:
-            self._notify.job_changed(claim.job.id)
+            self._notify.job_changed(claim.job.id, ended=True)
         return ended
 
     def _end_txn(self, conn: sqlite3.Connection, claim: Claim, status: Status,
@@ -281,7 +279,7 @@ class SqliteJobStore:
 
     async def fail_unserved(self, models: Collection[str], error: str) -> list[str]:
         ids = await self._db.write(self._fail_unserved, tuple(models), error, time.time())
-        self._notify.job_changed(*ids)
+        self._notify.job_changed(*ids, ended=True)
         return ids
 
     def _fail_unserved(self, conn: sqlite3.Connection, models: tuple[str, ...], error: str,
@@ -320,7 +318,7 @@ class SqliteJobStore:
     async def cancel(self, job_id: str) -> tuple[JobRecord | None, bool]:
         record, changed = await self._db.write(self._cancel, job_id, time.time())
         if changed:
-            self._notify.job_changed(job_id)
+            self._notify.job_changed(job_id, ended=True)
         return record, changed
 
     def _cancel(self, conn: sqlite3.Connection, job_id: str,
@@ -336,16 +334,13 @@ class SqliteJobStore:
 
     async def wait_for_change(self, job_id: str, status: Status,
                               timeout: float) -> JobRecord | None:
-        fut = self._notify.watch(job_id)
-        try:
-            record = await self.get(job_id)
-            if record is None or record.status is not status or timeout <= 0:
-                return record
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(fut, timeout)
-            return await self.get(job_id)
-        finally:
-            self._notify.unwatch(job_id, fut)
+        return await self._notify.wait(job_id, lambda: self.get(job_id),
+                                       lambda record: record.status is not status, timeout)
+
+    async def wait_until_ended(self, job_id: str, timeout: float) -> JobRecord | None:
+        return await self._notify.wait(job_id, lambda: self.get(job_id),
+                                       lambda record: record.status.is_terminal(), timeout,
+                                       ended_only=True)
 
     async def wait_for_work(self, timeout: float) -> None:
         await self._notify.wait_for_work(timeout)
@@ -354,7 +349,8 @@ class SqliteJobStore:
 
     async def sweep(self) -> SweepReport:
         report = await self._db.write(self._sweep, time.time())
-        self._notify.job_changed(*report.requeued, *report.failed)
+        self._notify.job_changed(*report.requeued)
+        self._notify.job_changed(*report.failed, ended=True)
         if report.requeued:
             self._notify.work_available()
         return report

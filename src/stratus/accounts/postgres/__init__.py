@@ -39,7 +39,7 @@ class PostgresAccounts:
 
     # -- keys ------------------------------------------------------------------------------
     async def authenticate(self, secret: str) -> Caller:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await _keys.authenticate(conn, secret)
 
     async def create_key(self, account: str = "default", name: str = "",
@@ -50,7 +50,7 @@ class PostgresAccounts:
                                           options or KeyOptions(), credits)
 
     async def list_keys(self) -> list[ApiKey]:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await _keys.list_keys(conn)
 
     async def revoke_key(self, key_id: str) -> ApiKey:
@@ -58,16 +58,16 @@ class PostgresAccounts:
             return await _keys.revoke_key(conn, key_id)
 
     async def has_keys(self) -> bool:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await _keys.has_keys(conn)
 
     # -- accounts and credits --------------------------------------------------------------
     async def account(self, name: str) -> Account:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await _keys.fetch_account(conn, name=name)
 
     async def list_accounts(self) -> list[Account]:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await _keys.list_accounts(conn)
 
     async def add_credits(self, account: str, amount: int, note: str = "") -> Account:
@@ -92,7 +92,7 @@ class PostgresAccounts:
             await _requests.discard_request(conn, request_id)
 
     async def start_request(self, request_id: str, at: float) -> None:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             await _requests.start_request(conn, request_id, at)
 
     async def close_request(self, record: JobRecord, payload: str) -> bool:
@@ -105,16 +105,16 @@ class PostgresAccounts:
 
     async def open_requests(self, older_than: float, limit: int,
                             after: str | None = None) -> list[str]:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await _requests.open_requests(conn, older_than, limit, after)
 
     async def request(self, account_id: str, request_id: str) -> RequestEntry | None:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await _requests.get(conn, account_id, request_id)
 
     async def history(self, account_id: str,
                       query: HistoryQuery) -> tuple[list[RequestEntry], bool]:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await _requests.history(conn, account_id, query)
 
     # -- webhooks --------------------------------------------------------------------------
@@ -126,7 +126,7 @@ class PostgresAccounts:
 
     async def next_delivery_at(self, *, per_account: int | None = None,
                                running: Collection[Delivery] = ()) -> float | None:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await _webhooks.next_at(conn, per_account, tuple(running))
 
     async def record_delivery(self, delivery: Delivery, attempt: DeliveryAttempt,
@@ -135,7 +135,7 @@ class PostgresAccounts:
             await _webhooks.record(conn, delivery, attempt, next_at, delivered)
 
     async def deliveries(self, request_id: str) -> list[DeliveryAttempt]:
-        async with self._pg.transaction() as conn:
+        async with self._pg.connection() as conn:
             return await _webhooks.attempts(conn, request_id)
 
     # -- housekeeping ----------------------------------------------------------------------

@@ -92,14 +92,19 @@ async def release(conn: Connection, account_id: str, reserved: int) -> None:
 async def settle(conn: Connection, account_id: str, reserved: int, cost: int,
                  request_id: str) -> int:
     """Free a request's reservation and charge what it cost, never more than it reserved nor
-    than the balance holds. Returns the charge."""
-    account = await fetch_account(conn, account_id=account_id, lock=True)
-    charge = min(cost, reserved)
-    if account.balance is not None:
-        charge = min(charge, account.balance)
-    await conn.execute(
-        "UPDATE accounts SET reserved = GREATEST(reserved - %s, 0), balance = balance - %s "
-        "WHERE id = %s", (reserved, charge, account_id))
-    if charge > 0:
-        await ledger(conn, account_id, "charge", -charge, request_id=request_id)
-    return charge
+    than the balance holds, with its ledger line: one statement, the account's row locked.
+    Returns the charge."""
+    cur = await conn.execute(
+        "WITH locked AS (SELECT id, balance FROM accounts WHERE id = %(account)s FOR UPDATE), "
+        "due AS (SELECT id, LEAST(%(cost)s, %(reserved)s, COALESCE(balance, %(cost)s)) "
+        "AS charge FROM locked), "
+        "charged AS (UPDATE accounts a SET reserved = GREATEST(a.reserved - %(reserved)s, 0), "
+        "balance = a.balance - due.charge FROM due WHERE a.id = due.id "
+        "RETURNING a.id, a.balance, due.charge), "
+        "line AS (INSERT INTO credit_ledger (account_id, request_id, kind, amount, "
+        "balance_after, note, created_at) SELECT id, %(request)s, 'charge', -charge, balance, "
+        "'', stratus_now() FROM charged WHERE charge > 0) "
+        "SELECT charge FROM charged",
+        {"account": account_id, "cost": cost, "reserved": reserved, "request": request_id})
+    row = await cur.fetchone()
+    return int(row["charge"]) if row else 0

@@ -62,15 +62,19 @@ async def list_accounts(conn: Connection) -> list[Account]:
 
 async def authenticate(conn: Connection, secret: str) -> Caller:
     digest = hash_secret(secret)
-    cur = await conn.execute(
-        f"SELECT k.hash, {_KEY_COLUMNS} FROM api_keys k "
+    cur = await conn.execute(  # the key and its account in one statement
+        f"SELECT k.hash, {_KEY_COLUMNS}, a.balance, a.reserved, a.webhook_url, "
+        "a.webhook_secret, a.created_at AS account_created_at FROM api_keys k "
         "JOIN accounts a ON a.id = k.account_id WHERE k.hash = %s", (digest,))
     row = await cur.fetchone()
     if row is None or not same_hash(row["hash"], digest):
         raise AuthenticationFailed("invalid API key: check the key you sent")
     if row["revoked_at"] is not None:
         raise AuthenticationFailed("this API key has been revoked: create a new one")
-    account = await fetch_account(conn, account_id=row["account_id"])
+    account = Account(id=row["account_id"], name=row["account_name"], balance=row["balance"],
+                      reserved=row["reserved"], webhook_url=row["webhook_url"],
+                      webhook_secret=row["webhook_secret"],
+                      created_at=row["account_created_at"])
     return Caller(account=account, key=_key_of(row))
 
 
