@@ -6,6 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from stratus.store import Message
 from tests._server import ServerProcess
 from tests._services import PostgresServer, RedisServer
 
@@ -122,6 +123,12 @@ def new_key(api: httpx.Client, account: str, **options) -> str:
 
 def words(n: int, word: str = "w") -> str:
     return " ".join(f"{word}{i}" for i in range(n))
+
+
+def answer(text: str = "") -> Message:
+    """A stored answer of one text block."""
+    return Message(id="msg_1", model="m", content=({"type": "text", "text": text},),
+                   stop_reason="end_turn")
 
 
 def user(text: str) -> dict:

@@ -11,7 +11,8 @@ import pytest
 from stratus._sqlite import SqliteDB
 from stratus.accounts import NANO, Opening, SqliteAccounts
 from stratus.outcomes import RECONCILE_AFTER, RECONCILE_BATCH, Outcomes
-from stratus.store import NewJob, SqliteJobStore, Status
+from stratus.store import Metrics, NewJob, SqliteJobStore, Status
+from tests.conftest import answer
 
 pytestmark = pytest.mark.anyio
 
@@ -41,8 +42,7 @@ async def test_reconcile_settles_what_a_dead_process_left_open(parts) -> None:
     await open_job(store, accounts, team, "running")
     claim = await store.claim(["echo"], "w1")
     # the process completed the job, then died before settling it
-    await store.complete(claim, {"content": []}, {"cost": 0.03, "input_tokens": 1,
-                                                  "output_tokens": 2})
+    await store.complete(claim, answer(), Metrics(cost=0.03, input_tokens=1, output_tokens=2))
     # and another request was reserved but never queued
     await accounts.open_request(Opening(request_id="never-queued", account_id=team,
                                         key_id="key_x", model="echo", slug="echo",
@@ -83,8 +83,7 @@ async def test_reconcile_settles_a_job_whose_result_expired_while_the_process_wa
     key, _ = await accounts.create_key("team", credits=NANO)
     await open_job(store, accounts, key.account_id, "done")
     claim = await store.claim(["echo"], "w1")
-    await store.complete(claim, {"content": []}, {"cost": 0.03, "input_tokens": 1,
-                                                  "output_tokens": 2})
+    await store.complete(claim, answer(), Metrics(cost=0.03, input_tokens=1, output_tokens=2))
     await asyncio.sleep(0.1)  # the process was down for longer than results are kept
     assert await store.get("done") is None
     await store.sweep()
@@ -120,8 +119,8 @@ async def test_reconcile_leaves_a_just_cancelled_running_job_to_its_worker(parts
     await accounts._db.write(lambda conn: conn.execute(  # made long ago, cancelled just now
         "UPDATE requests SET created_at = created_at - ?", (2 * RECONCILE_AFTER,)))
     assert await outcomes.reconcile() == 0
-    assert await store.record_usage(claim, {"input_tokens": 1, "output_tokens": 2,
-                                            "cost": 0.01})
+    assert await store.record_usage(claim, Metrics(input_tokens=1, output_tokens=2,
+                                                   cost=0.01))
     await outcomes.ended("running")
     entry = await accounts.request(key.account_id, "running")
     assert entry.status == "FAILED" and entry.cost == 10_000_000

@@ -12,7 +12,8 @@ import pytest
 from stratus._sqlite import SqliteDB
 from stratus.accounts import NANO, Accounts, Opening, PostgresAccounts, SqliteAccounts
 from stratus.errors import InsufficientCredits, InvalidRequest
-from stratus.store import JobRecord, Status
+from stratus.store import JobRecord, Metrics, Status
+from tests.conftest import answer
 
 pytestmark = pytest.mark.anyio
 
@@ -29,8 +30,8 @@ def ended(request_id: str, status: Status, cost: float = 0.0, **extra) -> JobRec
     return JobRecord(
         id=request_id, account_id="", model="echo", requested_model="claude-3-haiku",
         status=status, request={}, created_at=now - 1, attempts=1, started_at=now - 0.5,
-        completed_at=now, result={"content": []} if status is Status.COMPLETED else None,
-        metrics={"cost": cost, "input_tokens": 3, "output_tokens": 5}
+        completed_at=now, result=answer() if status is Status.COMPLETED else None,
+        metrics=Metrics(cost=cost, input_tokens=3, output_tokens=5)
         if status is Status.COMPLETED else None, **extra)
 
 

@@ -16,12 +16,13 @@ from stratus._postgres import Postgres
 from stratus.accounts import NANO, Opening, PostgresAccounts
 from stratus.accounts.postgres import _webhooks
 from stratus.errors import InsufficientCredits
-from stratus.store import JobRecord, Status
+from stratus.store import JobRecord, Metrics, Status
 from tests.accounts.test_sqlite import (  # noqa: F401  (collected here, on PostgreSQL)
     test_chosen_key_value,
     test_keys_authenticate_to_their_account,
     test_unknown_and_revoked_keys,
 )
+from tests.conftest import answer
 
 pytestmark = pytest.mark.anyio
 
@@ -49,8 +50,8 @@ def ended(request_id: str, cost: float, at: float | None = None) -> JobRecord:
     return JobRecord(
         id=request_id, account_id="", model="echo", requested_model="claude-3-haiku",
         status=Status.COMPLETED, request={}, created_at=at - 1, attempts=1,
-        started_at=at - 0.5, completed_at=at, result={"content": []},
-        metrics={"cost": cost, "input_tokens": 3, "output_tokens": 5})
+        started_at=at - 0.5, completed_at=at, result=answer(),
+        metrics=Metrics(cost=cost, input_tokens=3, output_tokens=5))
 
 
 async def ledger(accounts: PostgresAccounts, account_id: str) -> list[tuple[str, int, int]]:

@@ -7,7 +7,8 @@ from datetime import datetime
 
 from stratus.api._headers import cost_headers, limit_headers
 from stratus.limits import Bucket, LimitState
-from stratus.store import JobRecord, Status
+from stratus.store import JobRecord, Metrics, Status
+from tests.conftest import answer
 
 STATE = LimitState(requests=Bucket(limit=60, remaining=59, reset=1.0),
                    tokens=Bucket(limit=1000, remaining=10, reset=59.4))
@@ -34,8 +35,8 @@ def record(status: Status, cost: float | None) -> JobRecord:
     done = status is Status.COMPLETED
     return JobRecord(id="r", account_id="a", model="m", requested_model="m", status=status,
                      request={}, created_at=0, attempts=1,
-                     result={"content": []} if done else None,
-                     metrics={"cost": cost} if done else None)
+                     result=answer() if done else None,
+                     metrics=Metrics(cost=cost or 0.0) if done else None)
 
 
 def test_cost_header() -> None:

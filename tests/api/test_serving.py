@@ -9,7 +9,8 @@ import pytest
 from stratus import views
 from stratus.api.segmind import serving
 from stratus.errors import EngineFailed, GatewayTimeout, UnprocessableRequest
-from stratus.store import ErrorType, JobRecord, Status
+from stratus.store import ErrorType, JobRecord, Metrics, Status
+from tests.conftest import answer
 
 LINKS = serving.Links("http://h:1/")
 
@@ -41,12 +42,12 @@ def test_still_running_is_504_with_links() -> None:
 
 
 def test_completed_result_body_has_output_as_json_text() -> None:
-    message = {"type": "message", "content": []}
-    metrics = {"queue_ms": 1, "inference_ms": 2, "ttft_ms": 1, "input_tokens": 3,
-               "output_tokens": 4,
-               "output_tokens_per_s": 5.0, "cost": 0.1}
+    message = answer("hi")
+    metrics = Metrics(queue_ms=1, inference_ms=2, ttft_ms=1, input_tokens=3, output_tokens=4,
+                      output_tokens_per_s=5.0, cost=0.1)
     code, body = serving.result_body(record(Status.COMPLETED, result=message, metrics=metrics))
-    assert code == 200 and json.loads(body["output"]) == message and body["metrics"] == metrics
+    assert code == 200 and json.loads(body["output"]) == message.to_dict()
+    assert body["metrics"] == metrics.to_dict()
     assert serving.result_body(record(Status.QUEUED))[0] == 202
     assert serving.result_body(record(Status.FAILED, error="x"))[0] == 422
 

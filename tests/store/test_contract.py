@@ -12,10 +12,12 @@ from stratus.store import (
     ErrorType,
     IdempotencyConflict,
     IdempotentReplay,
+    Metrics,
     NewJob,
     QueueFull,
     Status,
 )
+from tests.conftest import answer
 
 pytestmark = pytest.mark.anyio
 
@@ -53,12 +55,12 @@ async def test_complete_once_by_the_lease_holder(make) -> None:
     store = make()
     await store.submit(job(1))
     claim = await store.claim(["m"], "w")
-    assert await store.complete(claim, {"text": "hi"}, {"cost": 1})
-    assert not await store.complete(claim, {"text": "again"}, {"cost": 2})
+    assert await store.complete(claim, answer("hi"), Metrics(cost=1))
+    assert not await store.complete(claim, answer("again"), Metrics(cost=2))
     assert not await store.fail(claim, "late", ErrorType.ENGINE)
     record = await store.get("j1")
     assert record.status is Status.COMPLETED
-    assert record.result == {"text": "hi"} and record.metrics == {"cost": 1}
+    assert record.result == answer("hi") and record.metrics == Metrics(cost=1)
     assert record.completed_at >= record.started_at >= record.created_at
     assert record.expires_at == pytest.approx(record.completed_at + 3600)
 
@@ -73,10 +75,10 @@ async def test_lapsed_lease_requeues_and_old_holder_cannot_complete(make) -> Non
     assert (await store.get("j1")).status is Status.QUEUED
     second = await store.claim(["m"], "w2")
     assert second.job.attempts == 2
-    assert not await store.complete(first, {"stale": True}, {})
+    assert not await store.complete(first, answer("stale"), Metrics())
     assert not await store.heartbeat(first)
-    assert await store.complete(second, {"fresh": True}, {})
-    assert (await store.get("j1")).result == {"fresh": True}
+    assert await store.complete(second, answer("fresh"), Metrics())
+    assert (await store.get("j1")).result == answer("fresh")
 
 
 async def test_heartbeat_keeps_the_lease(make) -> None:
@@ -120,7 +122,7 @@ async def test_cancel_queued_processing_and_ended(make) -> None:
     for job_id in ("j1", "j2"):
         record, cancelled = await store.cancel(job_id)
         assert cancelled and record.status is Status.FAILED and record.error == "cancelled"
-    assert not await store.complete(claim, {}, {})
+    assert not await store.complete(claim, answer(), Metrics())
     record, cancelled = await store.cancel("j1")
     assert not cancelled and record.status is Status.FAILED
     assert await store.cancel("nope") == (None, False)
@@ -143,7 +145,7 @@ async def test_expired_results_vanish(make) -> None:
     store = make(result_ttl=0.05, keep_expired=0)
     await store.submit(job(1))
     claim = await store.claim(["m"], "w")
-    await store.complete(claim, {}, {})
+    await store.complete(claim, answer(), Metrics())
     assert await store.get("j1") is not None
     await asyncio.sleep(0.1)
     assert await store.get("j1") is None
@@ -153,7 +155,7 @@ async def test_expired_results_vanish(make) -> None:
 async def test_an_expired_job_is_kept_a_while_for_settlement(make) -> None:
     store = make(result_ttl=0.05)
     await store.submit(job(1))
-    await store.complete(await store.claim(["m"], "w"), {}, {"cost": 1.0})
+    await store.complete(await store.claim(["m"], "w"), answer(), Metrics(cost=1.0))
     await asyncio.sleep(0.1)
     assert await store.get("j1") is None  # clients see it gone
     assert (await store.sweep()).expired == 0
@@ -164,7 +166,7 @@ async def test_an_expired_job_is_kept_a_while_for_settlement(make) -> None:
 async def test_idempotent_replay_after_the_job_expired_never_runs_again(make) -> None:
     store = make(result_ttl=0.05, keep_expired=0)
     await store.submit(job(1, key="k", body_hash="h"))
-    await store.complete(await store.claim(["m"], "w"), {}, {})
+    await store.complete(await store.claim(["m"], "w"), answer(), Metrics())
     await asyncio.sleep(0.1)
     await store.sweep()
     assert await store.get("j1") is None
@@ -194,20 +196,20 @@ async def test_a_cancelled_running_job_takes_its_worker_usage_once(make) -> None
     claim = await store.claim(["m"], "w")
     record, cancelled = await store.cancel("j1")
     assert cancelled and record.started_at is not None and record.cost == 0
-    assert await store.record_usage(claim, {"output_tokens": 3, "cost": 0.5})
-    assert not await store.record_usage(claim, {"output_tokens": 9, "cost": 9.0})
+    assert await store.record_usage(claim, Metrics(output_tokens=3, cost=0.5))
+    assert not await store.record_usage(claim, Metrics(output_tokens=9, cost=9.0))
     record = await store.get("j1")
     assert record.error_type == ErrorType.CANCELLED and record.cost == 0.5
-    assert not await store.complete(claim, {}, {})  # still ended, as cancelled
+    assert not await store.complete(claim, answer(), Metrics())  # still ended, as cancelled
 
 
 async def test_usage_is_only_for_a_cancelled_job(make) -> None:
     store = make()
     await store.submit(job(1))
     claim = await store.claim(["m"], "w")
-    assert not await store.record_usage(claim, {"output_tokens": 3, "cost": 0.5})
+    assert not await store.record_usage(claim, Metrics(output_tokens=3, cost=0.5))
     await store.fail(claim, "boom", ErrorType.ENGINE)
-    assert not await store.record_usage(claim, {"output_tokens": 3, "cost": 0.5})
+    assert not await store.record_usage(claim, Metrics(output_tokens=3, cost=0.5))
     assert (await store.get("j1")).cost == 0
 
 
@@ -254,7 +256,7 @@ async def test_wait_until_ended_sleeps_through_the_claim(make) -> None:
     claim = await store.claim(["m"], "w")
     await asyncio.sleep(0.05)
     assert not waiter.done()  # started is not ended
-    await store.complete(claim, {"text": "done"}, {"cost": 0})
+    await store.complete(claim, answer("done"), Metrics(cost=0))
     record = await asyncio.wait_for(waiter, 5)
     assert record.status is Status.COMPLETED
     at_timeout = await store.wait_until_ended("j1", 0.05)
@@ -294,7 +296,7 @@ async def test_ending_a_job_returns_it_as_it_ended(make) -> None:
     store = make()
     await store.submit(job(1))
     await store.submit(job(2))
-    done = await store.complete(await store.claim(["m"], "w"), {"text": "hi"}, {"cost": 1})
-    assert done.id == "j1" and done.status is Status.COMPLETED and done.result == {"text": "hi"}
+    done = await store.complete(await store.claim(["m"], "w"), answer("hi"), Metrics(cost=1))
+    assert done.id == "j1" and done.status is Status.COMPLETED and done.result == answer("hi")
     failed = await store.fail(await store.claim(["m"], "w"), "boom", ErrorType.ENGINE)
     assert failed.id == "j2" and failed.status is Status.FAILED and failed.error == "boom"

@@ -11,9 +11,10 @@ import psycopg
 import pytest
 
 from stratus._postgres import Postgres, migrations
-from stratus.store import NewJob, Status
+from stratus.store import Metrics, NewJob, Status
 from stratus.store.postgres import PostgresJobStore
 from tests._server import free_port
+from tests.conftest import answer
 
 pytestmark = pytest.mark.anyio
 
@@ -83,12 +84,12 @@ async def test_a_stale_workers_completion_changes_nothing(pools) -> None:
     assert (await store.sweep()).requeued == ("j1",)
     fresh = await store.claim(["m"], "b")
     assert fresh.job.attempts == 2 and fresh.token != stale.token
-    assert await store.complete(stale, {"text": "stale"}, {"cost": 9}) is None
+    assert await store.complete(stale, answer("stale"), Metrics(cost=9)) is None
     assert await store.fail(stale, "stale", "engine_error") is None
     assert not await store.heartbeat(stale)
     assert settled == []
-    ended = await store.complete(fresh, {"text": "fresh"}, {"cost": 1})
-    assert ended.status is Status.COMPLETED and ended.result == {"text": "fresh"}
+    ended = await store.complete(fresh, answer("fresh"), Metrics(cost=1))
+    assert ended.status is Status.COMPLETED and ended.result == answer("fresh")
     assert settled == ["j1"]  # settled once, in the completing transaction
 
 
@@ -103,7 +104,7 @@ async def test_a_settlement_that_fails_leaves_the_job_running(pools) -> None:
     await store.submit(job(1))
     claim = await store.claim(["m"], "w")
     with pytest.raises(RuntimeError):
-        await store.complete(claim, {"text": "x"}, {"cost": 1})
+        await store.complete(claim, answer("x"), Metrics(cost=1))
     record = await store.get("j1")
     assert record.status is Status.PROCESSING and record.result is None
 

@@ -13,8 +13,9 @@ import pytest
 
 from stratus.api._follow import Ended, Item, Text, follow
 from stratus.runtime import Runtime
-from stratus.store import JobRecord, Status
+from stratus.store import JobRecord, Message, Status
 from stratus.streams import TokenStream
+from tests.conftest import answer
 from tests.streams.conftest import until
 
 pytestmark = pytest.mark.anyio
@@ -46,8 +47,8 @@ class Store:
         return self.record
 
 
-def result(text: str) -> dict[str, Any]:
-    return {"content": [{"type": "text", "text": text}], "stop_reason": "end_turn"}
+def result(text: str) -> Message:
+    return answer(text)
 
 
 class Follower:

@@ -9,7 +9,7 @@ import uuid
 
 from stratus.accounts import Opening, SqliteAccounts
 from stratus.accounts._types import DeliveryAttempt, RequestEntry
-from stratus.store import JobRecord, Status
+from stratus.store import JobRecord, Metrics, Status
 from stratus.webhooks import Dispatcher
 from tests.webhooks._receivers import WAIT
 
@@ -36,7 +36,7 @@ class Queue:
         await self.accounts.close_request(JobRecord(
             id=rid, account_id=account_id, model="echo", requested_model="echo",
             status=Status.COMPLETED, request={}, created_at=at - 1, attempts=1,
-            started_at=at - 0.5, completed_at=at, metrics={"cost": 0.0}),
+            started_at=at - 0.5, completed_at=at, metrics=Metrics(cost=0.0)),
             json.dumps({"request_id": rid, "status": "COMPLETED"}))
         self.owner[rid] = account_id
         if self.dispatcher is not None:

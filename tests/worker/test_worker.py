@@ -72,10 +72,10 @@ async def test_queued_job_completes_with_message_and_metrics(store) -> None:
     await put(store, "j1", "hello there world")
     record = await until(store, "j1", Status.COMPLETED, Status.FAILED)
     assert record.status is Status.COMPLETED
-    assert record.result["content"] == [{"type": "text", "text": "hello there world"}]
-    assert record.result["model"] == "alias"
-    assert record.metrics["output_tokens"] == 3 and record.metrics["input_tokens"] == 3
-    assert record.metrics["queue_ms"] >= 0
+    assert record.result.content == ({"type": "text", "text": "hello there world"},)
+    assert record.result.model == "alias"
+    assert record.metrics.output_tokens == 3 and record.metrics.input_tokens == 3
+    assert record.metrics.queue_ms >= 0
     await worker.stop(1)
 
 
@@ -105,7 +105,7 @@ async def test_cancel_stops_generation_and_frees_the_slot(store) -> None:
     _record, cancelled = await store.cancel("long")
     assert cancelled
     done = await until(store, "next", Status.COMPLETED, timeout=5)
-    assert done.result["content"][0]["text"] == "quick one"
+    assert done.result.text == "quick one"
     final = await store.get("long")
     assert final.status is Status.FAILED and final.error == "cancelled" and final.result is None
     await worker.stop(1)

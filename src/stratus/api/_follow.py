@@ -15,7 +15,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
-from stratus.api._outcome import result_text
 from stratus.errors import NotFound
 from stratus.runtime import Runtime
 from stratus.store import ErrorType, JobRecord, Status
@@ -91,7 +90,7 @@ async def follow(runtime: Runtime, record: JobRecord, *,
             raise NotFound(f"request {job_id} is gone: it expired or was removed")
         if final.status is Status.COMPLETED and final.result is not None:
             # the rest of the reply is the stored one's: the stream may lag behind it
-            text = result_text(final.result)
+            text = final.result.text
             streamed = "".join(sent)
             if not text.startswith(streamed):  # another attempt made it
                 final = _restarted(final)

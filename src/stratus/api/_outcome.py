@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from stratus.api._headers import cost_headers
 from stratus.errors import (
     ContentBlocked,
@@ -12,7 +10,7 @@ from stratus.errors import (
     ServiceError,
     UnprocessableRequest,
 )
-from stratus.store import ErrorType, JobRecord, Status
+from stratus.store import ErrorType, JobRecord, Message, Status
 
 
 def failure_error(record: JobRecord) -> ServiceError:
@@ -37,7 +35,7 @@ def refuse_if_failed(record: JobRecord) -> None:
         raise failure_error(record)
 
 
-def ended_result(record: JobRecord) -> dict[str, Any]:
+def ended_result(record: JobRecord) -> Message:
     """The stored message of a COMPLETED job; the job's error if it FAILED; a 504 that says
     where to fetch it if it is still running after the sync wait."""
     if record.status is Status.FAILED:
@@ -48,6 +46,3 @@ def ended_result(record: JobRecord) -> dict[str, Any]:
             f"with GET /v2/requests/{record.id}", extra={"request_id": record.id})
     return record.result
 
-
-def result_text(result: dict[str, Any]) -> str:
-    return "".join(block.get("text", "") for block in result["content"])

@@ -65,8 +65,8 @@ def _ending(final: JobRecord) -> bytes:
         event("content_block_stop", {"type": "content_block_stop", "index": 0})
         + event("message_delta", {
             "type": "message_delta",
-            "delta": {"stop_reason": result["stop_reason"],
-                      "stop_sequence": result["stop_sequence"]},
-            "usage": {"output_tokens": result["usage"]["output_tokens"]}})
+            "delta": {"stop_reason": result.stop_reason,
+                      "stop_sequence": result.stop_sequence},
+            "usage": {"output_tokens": result.output_tokens}})
         + event("message_stop", {"type": "message_stop"})
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +26,62 @@ class ErrorType(enum.StrEnum):
     ENGINE = "engine_error"
     WORKER_LOST = "worker_lost"
     POLICY = "content_policy"
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """What a job's generation measured, and what it cost (USD), stored with the job."""
+
+    queue_ms: float = 0.0
+    inference_ms: float = 0.0
+    ttft_ms: float = 0.0  # from the start of inference to the first text
+    input_tokens: int = 0
+    output_tokens: int = 0
+    output_tokens_per_s: float | None = None
+    cost: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _METRICS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Metrics:
+        return cls(**{name: data[name] for name in _METRICS if data.get(name) is not None})
+
+
+_METRICS = tuple(Metrics.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A job's answer as stored: the Anthropic message it is served as."""
+
+    id: str
+    model: str  # as the client asked for it
+    content: tuple[dict[str, Any], ...]  # Anthropic content blocks
+    stop_reason: str | None
+    stop_sequence: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(block.get("text", "") for block in self.content
+                       if block.get("type") == "text")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "message", "role": "assistant",
+                "content": [dict(block) for block in self.content], "model": self.model,
+                "stop_reason": self.stop_reason, "stop_sequence": self.stop_sequence,
+                "usage": {"input_tokens": self.input_tokens,
+                          "output_tokens": self.output_tokens}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Message:
+        usage = data.get("usage") or {}
+        return cls(id=data["id"], model=data["model"], content=tuple(data["content"]),
+                   stop_reason=data.get("stop_reason"), stop_sequence=data.get("stop_sequence"),
+                   input_tokens=usage.get("input_tokens", 0),
+                   output_tokens=usage.get("output_tokens", 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +111,8 @@ class JobRecord:
     started_at: float | None = None
     completed_at: float | None = None
     expires_at: float | None = None
-    result: dict[str, Any] | None = None
-    metrics: dict[str, Any] | None = None
+    result: Message | None = None
+    metrics: Metrics | None = None
     error: str | None = None
     error_type: str | None = None
     queue_position: int | None = None
@@ -69,7 +125,7 @@ class JobRecord:
         if self.metrics is None or not self.status.is_terminal():
             return 0.0
         if self.status is Status.COMPLETED or self.error_type == ErrorType.CANCELLED:
-            return float(self.metrics.get("cost", 0.0))
+            return self.metrics.cost
         return 0.0
 
 
@@ -151,8 +207,8 @@ class JobStore(Protocol):
 
     async def heartbeat(self, claim: Claim) -> bool: ...
 
-    async def complete(self, claim: Claim, result: dict[str, Any],
-                       metrics: dict[str, Any]) -> JobRecord | None:
+    async def complete(self, claim: Claim, result: Message,
+                       metrics: Metrics) -> JobRecord | None:
         """End the job COMPLETED if ``claim`` still holds it; the ended record, or None."""
         ...
 
@@ -160,7 +216,7 @@ class JobStore(Protocol):
         """End the job FAILED if ``claim`` still holds it; the ended record, or None."""
         ...
 
-    async def record_usage(self, claim: Claim, metrics: dict[str, Any]) -> bool:
+    async def record_usage(self, claim: Claim, metrics: Metrics) -> bool:
         """Attach what a cancelled job had generated (its metrics, with the cost) to it,
         once, by the worker that held it. False if the job was not cancelled under this
         claim."""

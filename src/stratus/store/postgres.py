@@ -31,6 +31,8 @@ from stratus.store._types import (
     IdempotencyConflict,
     IdempotentReplay,
     JobRecord,
+    Message,
+    Metrics,
     NewJob,
     QueueFull,
     Status,
@@ -62,8 +64,8 @@ def _record(row: dict[str, Any]) -> JobRecord:
         request=json.loads(row["request"]), created_at=row["created_at"],
         attempts=row["attempts"], started_at=row["started_at"],
         completed_at=row["completed_at"], expires_at=row["expires_at"],
-        result=json.loads(row["result"]) if row["result"] else None,
-        metrics=json.loads(row["metrics"]) if row["metrics"] else None,
+        result=Message.from_dict(json.loads(row["result"])) if row["result"] else None,
+        metrics=Metrics.from_dict(json.loads(row["metrics"])) if row["metrics"] else None,
         error=row["error"], error_type=row["error_type"], queue_position=row.get("position"),
         input_tokens=row["input_tokens"])
 
@@ -268,10 +270,11 @@ class PostgresJobStore:
             await self._seen(conn, claim.owner, force=True)
         return bool(row and row["n"])
 
-    async def complete(self, claim: Claim, result: dict[str, Any],
-                       metrics: dict[str, Any]) -> JobRecord | None:
+    async def complete(self, claim: Claim, result: Message,
+                       metrics: Metrics) -> JobRecord | None:
         return await self._end(claim, Status.COMPLETED,
-                               {"result": json.dumps(result), "metrics": json.dumps(metrics)})
+                               {"result": json.dumps(result.to_dict()),
+                                "metrics": json.dumps(metrics.to_dict())})
 
     async def fail(self, claim: Claim, error: str, error_type: str) -> JobRecord | None:
         return await self._end(claim, Status.FAILED, {"error": error, "error_type": error_type})
@@ -296,13 +299,14 @@ class PostgresJobStore:
         await self._changed(ended.id, ended=True, webhook=webhook)
         return ended
 
-    async def record_usage(self, claim: Claim, metrics: dict[str, Any]) -> bool:
+    async def record_usage(self, claim: Claim, metrics: Metrics) -> bool:
         async with self._pg.connection() as conn:
             cur = await conn.execute(
                 "UPDATE jobs SET metrics = %s, lease_token = NULL WHERE id = %s "
                 "AND status = 'FAILED' AND error_type = %s AND lease_token = %s "
                 "AND metrics IS NULL",
-                (json.dumps(metrics), claim.job.id, ErrorType.CANCELLED.value, claim.token))
+                (json.dumps(metrics.to_dict()), claim.job.id, ErrorType.CANCELLED.value,
+                 claim.token))
             return cur.rowcount == 1
 
     async def fail_unserved(self, models: Collection[str], error: str) -> list[str]:

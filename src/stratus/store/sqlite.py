@@ -7,7 +7,6 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Collection
-from typing import Any
 
 from stratus._sqlite import SqliteDB
 from stratus.store._notify import Notifier
@@ -17,6 +16,8 @@ from stratus.store._types import (
     IdempotencyConflict,
     IdempotentReplay,
     JobRecord,
+    Message,
+    Metrics,
     NewJob,
     QueueFull,
     Status,
@@ -93,8 +94,8 @@ def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> JobRecord:
         started_at=row["started_at"],
         completed_at=row["completed_at"],
         expires_at=row["expires_at"],
-        result=json.loads(row["result"]) if row["result"] else None,
-        metrics=json.loads(row["metrics"]) if row["metrics"] else None,
+        result=Message.from_dict(json.loads(row["result"])) if row["result"] else None,
+        metrics=Metrics.from_dict(json.loads(row["metrics"])) if row["metrics"] else None,
         error=row["error"],
         error_type=row["error_type"],
         queue_position=position,
@@ -241,10 +242,10 @@ class SqliteJobStore:
         )
         return cur.rowcount == 1
 
-    async def complete(self, claim: Claim, result: dict[str, Any],
-                       metrics: dict[str, Any]) -> JobRecord | None:
-        return await self._end(claim, Status.COMPLETED, result=json.dumps(result),
-                               metrics=json.dumps(metrics))
+    async def complete(self, claim: Claim, result: Message,
+                       metrics: Metrics) -> JobRecord | None:
+        return await self._end(claim, Status.COMPLETED, result=json.dumps(result.to_dict()),
+                               metrics=json.dumps(metrics.to_dict()))
 
     async def fail(self, claim: Claim, error: str, error_type: str) -> JobRecord | None:
         return await self._end(claim, Status.FAILED, error=error, error_type=error_type)
@@ -267,8 +268,8 @@ class SqliteJobStore:
         )
         return _fetch(conn, claim.job.id, now) if cur.rowcount == 1 else None
 
-    async def record_usage(self, claim: Claim, metrics: dict[str, Any]) -> bool:
-        return await self._db.write(self._record_usage, claim, json.dumps(metrics))
+    async def record_usage(self, claim: Claim, metrics: Metrics) -> bool:
+        return await self._db.write(self._record_usage, claim, json.dumps(metrics.to_dict()))
 
     def _record_usage(self, conn: sqlite3.Connection, claim: Claim, metrics: str) -> bool:
         cur = conn.execute(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from stratus.config import ModelConfig
 from stratus.engines import Finished
+from stratus.store import Message, Metrics
 
 
 def message_id(job_id: str) -> str:
@@ -14,30 +14,22 @@ def message_id(job_id: str) -> str:
     return "msg_" + uuid.uuid5(uuid.NAMESPACE_URL, job_id).hex[:24]
 
 
-def message_body(job_id: str, text: str, finished: Finished, model: str) -> dict[str, Any]:
-    return {
-        "id": message_id(job_id),
-        "type": "message",
-        "role": "assistant",
-        "content": [{"type": "text", "text": text}],
-        "model": model,
-        "stop_reason": finished.stop_reason,
-        "stop_sequence": finished.stop_sequence,
-        "usage": {"input_tokens": finished.input_tokens,
-                  "output_tokens": finished.output_tokens},
-    }
+def message_body(job_id: str, text: str, finished: Finished, model: str) -> Message:
+    return Message(id=message_id(job_id), model=model,
+                   content=({"type": "text", "text": text},),
+                   stop_reason=finished.stop_reason, stop_sequence=finished.stop_sequence,
+                   input_tokens=finished.input_tokens, output_tokens=finished.output_tokens)
 
 
 def metrics(model: ModelConfig, input_tokens: int, output_tokens: int, queue_s: float,
-            inference_s: float, first_token_s: float) -> dict[str, Any]:
+            inference_s: float, first_token_s: float) -> Metrics:
     """``ttft_ms``: from the start of inference to the first text (queue time excluded)."""
-    return {
-        "queue_ms": round(queue_s * 1000, 3),
-        "inference_ms": round(inference_s * 1000, 3),
-        "ttft_ms": round(first_token_s * 1000, 3),
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "output_tokens_per_s": round(output_tokens / inference_s, 3)
-        if inference_s > 0 else None,
-        "cost": model.cost_usd(input_tokens, output_tokens),
-    }
+    return Metrics(
+        queue_ms=round(queue_s * 1000, 3),
+        inference_ms=round(inference_s * 1000, 3),
+        ttft_ms=round(first_token_s * 1000, 3),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        output_tokens_per_s=round(output_tokens / inference_s, 3) if inference_s > 0 else None,
+        cost=model.cost_usd(input_tokens, output_tokens),
+    )

@@ -13,13 +13,12 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import Any
 
 from stratus.engines import Finished, GenerationRequest, TextDelta
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
-from stratus.store import Claim, ErrorType, JobRecord, JobStore, Status
+from stratus.store import Claim, ErrorType, JobRecord, JobStore, Metrics, Status
 from stratus.streams import LocalTokenStream, TokenStream
 from stratus.worker._events import Completed, Failed, Lost, Outcome, Released
 from stratus.worker._result import message_body, metrics
@@ -47,7 +46,7 @@ class _Progress:
         self.input_tokens = max(self.input_tokens, event.input_tokens)
         self.output_tokens = max(self.output_tokens, event.output_tokens)
 
-    def metrics(self) -> dict[str, Any]:
+    def metrics(self) -> Metrics:
         now = time.time()
         return metrics(self.config, self.input_tokens, self.output_tokens, self.queued_for,
                        now - self.started, (self.first_token or now) - self.started)
@@ -179,7 +178,7 @@ class Worker:
                 return outcome
             # cancelled (or taken over) while it ran: settled here, with what it generated
             used = outcome.metrics if isinstance(outcome, Completed | Lost | Released) else None
-            if used is not None and used["output_tokens"] > 0:
+            if used is not None and used.output_tokens > 0:
                 await self._store.record_usage(claim, used)
             await self._outcomes.ended(claim.job.id)
             return outcome

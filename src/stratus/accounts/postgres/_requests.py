@@ -13,7 +13,7 @@ from typing import Any
 from stratus._postgres import Connection
 from stratus.accounts._types import HistoryQuery, Opening, RequestEntry, to_nano
 from stratus.accounts.postgres import _credits
-from stratus.store import ErrorType, JobRecord
+from stratus.store import ErrorType, JobRecord, Metrics
 
 _ENTRY_COLUMNS = ", ".join(RequestEntry.__slots__)  # type: ignore[attr-defined]
 _OPEN = "completed_at IS NULL"
@@ -62,7 +62,7 @@ async def close_request(conn: Connection, record: JobRecord, payload: str) -> bo
     row = await _lock_open(conn, record.id)
     if row is None:
         return False  # closed before (or never opened): charged at most once
-    metrics = record.metrics or {}
+    metrics = record.metrics or Metrics()
     due = to_nano(record.cost)
     cost = await _credits.settle(conn, row["account_id"], row["reserved"], due, record.id)
     ended = record.completed_at or row["now"]
@@ -71,8 +71,8 @@ async def close_request(conn: Connection, record: JobRecord, payload: str) -> bo
         "UPDATE requests SET status = %s, started_at = %s, completed_at = %s, cost = %s, "
         "input_tokens = %s, output_tokens = %s, latency_ms = %s, error = %s, error_type = %s, "
         "webhook_status = %s, webhook_payload = %s, webhook_next_at = %s WHERE id = %s",
-        (record.status.value, record.started_at, ended, cost, metrics.get("input_tokens"),
-         metrics.get("output_tokens"), round((ended - record.created_at) * 1000, 3),
+        (record.status.value, record.started_at, ended, cost, metrics.input_tokens,
+         metrics.output_tokens, round((ended - record.created_at) * 1000, 3),
          record.error, record.error_type, "pending" if webhook else None,
          payload if webhook else None, ended if webhook else None, record.id))
     return webhook

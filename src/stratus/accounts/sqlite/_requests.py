@@ -6,7 +6,7 @@ import sqlite3
 
 from stratus.accounts._types import HistoryQuery, Opening, RequestEntry, to_nano
 from stratus.accounts.sqlite import _credits
-from stratus.store import ErrorType, JobRecord
+from stratus.store import ErrorType, JobRecord, Metrics
 
 _ENTRY_COLUMNS = ", ".join(RequestEntry.__slots__)  # type: ignore[attr-defined]
 _OPEN = "completed_at IS NULL"
@@ -51,7 +51,7 @@ def close_request(conn: sqlite3.Connection, record: JobRecord, payload: str,
     row = _open_row(conn, record.id)
     if row is None:
         return False  # closed before (or never opened): charged at most once
-    metrics = record.metrics or {}
+    metrics = record.metrics or Metrics()
     due = to_nano(record.cost)
     cost = _credits.settle(conn, row["account_id"], row["reserved"], due, record.id, now)
     ended = record.completed_at or now
@@ -60,8 +60,8 @@ def close_request(conn: sqlite3.Connection, record: JobRecord, payload: str,
         "UPDATE requests SET status = ?, started_at = ?, completed_at = ?, cost = ?, "
         "input_tokens = ?, output_tokens = ?, latency_ms = ?, error = ?, error_type = ?, "
         "webhook_status = ?, webhook_payload = ?, webhook_next_at = ? WHERE id = ?",
-        (record.status.value, record.started_at, ended, cost, metrics.get("input_tokens"),
-         metrics.get("output_tokens"), round((ended - record.created_at) * 1000, 3),
+        (record.status.value, record.started_at, ended, cost, metrics.input_tokens,
+         metrics.output_tokens, round((ended - record.created_at) * 1000, 3),
          record.error, record.error_type, "pending" if webhook else None,
          payload if webhook else None, ended if webhook else None, record.id))
     return webhook

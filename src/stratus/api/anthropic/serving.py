@@ -39,7 +39,7 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
 
 def message_of(record: JobRecord) -> dict[str, Any]:
     """The Anthropic message of an ended job, or the error it ended with."""
-    return ended_result(record)
+    return ended_result(record).to_dict()
 
 
 async def count_tokens(runtime: Runtime, caller: Caller,

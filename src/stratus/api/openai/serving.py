@@ -10,12 +10,12 @@ from stratus.accounts import Caller
 from stratus.admission import Admission
 from stratus.api._errors import openai_error_body
 from stratus.api._follow import Ended, Text, follow
-from stratus.api._outcome import ended_result, failure_error, result_text
+from stratus.api._outcome import ended_result, failure_error
 from stratus.errors import InvalidRequest, NotFound
 from stratus.normalize import Normalized, normalize, parse_body
 from stratus.protocol.openai import ChatCompletionRequest
 from stratus.runtime import Runtime
-from stratus.store import JobRecord, Status
+from stratus.store import JobRecord, Message, Status
 
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
           "tool_use": "tool_calls"}
@@ -49,21 +49,18 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
     return admission, normalized, body
 
 
-def _usage(result: dict[str, Any]) -> dict[str, int]:
-    usage = result["usage"]
-    return {"prompt_tokens": usage["input_tokens"],
-            "completion_tokens": usage["output_tokens"],
-            "total_tokens": usage["input_tokens"] + usage["output_tokens"]}
+def _usage(result: Message) -> dict[str, int]:
+    return {"prompt_tokens": result.input_tokens, "completion_tokens": result.output_tokens,
+            "total_tokens": result.input_tokens + result.output_tokens}
 
 
 def completion(record: JobRecord, model: str) -> dict[str, Any]:
     result = ended_result(record)
-    text = result_text(result)
     return {
         "id": f"chatcmpl-{record.id}", "object": "chat.completion",
         "created": int(record.created_at), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "finish_reason": FINISH.get(result["stop_reason"], "stop"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
+                     "finish_reason": FINISH.get(result.stop_reason or "", "stop"),
                      "logprobs": None}],
         "usage": _usage(result),
     }
@@ -91,7 +88,7 @@ async def chunks(runtime: Runtime, record: JobRecord, body: ChatCompletionReques
                     error = failure_error(final)
                     yield f"data: {json.dumps(openai_error_body(error))}\n\n".encode()
                 else:
-                    yield chunk({}, FINISH.get(final.result["stop_reason"], "stop"))
+                    yield chunk({}, FINISH.get(final.result.stop_reason or "", "stop"))
                     if body.stream_options and body.stream_options.include_usage:
                         usage = {**base, "choices": [], "usage": _usage(final.result)}
                         yield f"data: {json.dumps(usage)}\n\n".encode()

@@ -82,8 +82,8 @@ def result_body(record: JobRecord) -> tuple[int, dict[str, Any]]:
         return 200, ResultResponse(
             request_id=record.id,
             status="COMPLETED",
-            output=json.dumps(record.result),
-            metrics=record.metrics,
+            output=json.dumps(record.result.to_dict()),
+            metrics=record.metrics.to_dict(),
         ).model_dump()
     if record.status is Status.FAILED:
         return 422, status_body(record)
@@ -106,7 +106,7 @@ def sync_outcome(record: JobRecord, links: Links) -> tuple[int, dict[str, Any]]:
     """The response of ``POST /v1/{model}`` once its wait is over."""
     if record.status is Status.COMPLETED:
         assert record.result is not None
-        return 200, record.result
+        return 200, record.result.to_dict()
     if record.status is Status.FAILED:
         raise failure_error(record)
     return 504, TimeoutResponse(
