@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from stratus.accounts import Caller, KeyOptions
+from stratus.admission import Submission
 from stratus.config import Config
 from stratus.engines import ChatMessage, GenerationRequest, TextPart
 from stratus.errors import RateLimited
@@ -50,9 +51,9 @@ class Prepare:
 
 async def submit(runtime: Runtime, caller: Caller, prepare: Prepare, request_id: str,
                  idempotency_key: str | None = None):
-    return await runtime.submit(caller, runtime.models.resolve("echo"), "echo", prepare,
-                                request_id=request_id, idempotency_key=idempotency_key,
-                                body={"n": 1})
+    return await runtime.submit(Submission(caller, runtime.models.resolve("echo"), "echo",
+                                           prepare, request_id, {"n": 1},
+                                           idempotency_key=idempotency_key))
 
 
 async def test_a_request_is_prepared_off_the_event_loop(runtime: Runtime) -> None:
@@ -67,8 +68,7 @@ async def test_a_request_is_prepared_off_the_event_loop(runtime: Runtime) -> Non
         return Prepare()()
 
     task = asyncio.create_task(runtime.submit(
-        caller, runtime.models.resolve("echo"), "echo", prepare, request_id="r1",
-        idempotency_key=None, body={}))
+        Submission(caller, runtime.models.resolve("echo"), "echo", prepare, "r1", {})))
     await asyncio.sleep(0.05)
     released.set()  # only possible if prepare is not holding the loop
     admission, _ = await asyncio.wait_for(task, 10)

@@ -58,6 +58,30 @@ from stratus.webhooks import check_url
 
 
 @dataclass(frozen=True, slots=True)
+class Submission:
+    """A request as a surface hands it to admission: the same for every surface.
+
+    ``prepare`` checks the body and counts its tokens (run off the event loop unless the
+    body is small: ``body_size`` bytes). ``body``: the parsed JSON, what an
+    ``Idempotency-Key`` is bound to. ``stream``: the body asks for a stream (for a replay,
+    whose body is not worked on again). ``wants_result``: the caller waits for the answer (a
+    sync route), so a replay of a request whose result has expired is a 404 rather than its
+    bare status."""
+
+    caller: Caller
+    spec: ModelSpec
+    requested_model: str  # the model as the client named it
+    prepare: Callable[[], Normalized]
+    request_id: str
+    body: Any
+    idempotency_key: str | None = None
+    stream: bool = False
+    webhook: str | None = None
+    wants_result: bool = True
+    body_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Admission:
     """A submitted request's job, and the state of the key's rate limits after it."""
 
@@ -142,52 +166,44 @@ class Admitter:
         self._outcomes = outcomes
         self._same_key: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
-    async def submit(self, caller: Caller, spec: ModelSpec, requested_model: str,
-                     prepare: Callable[[], Normalized], *, request_id: str,
-                     idempotency_key: str | None, body: Any, stream: bool = False,
-                     webhook: str | None = None, wants_result: bool = True,
-                     body_size: int | None = None) -> tuple[Admission, Normalized | None]:
-        """``body_size``: the bytes of the body (a small one is worked on in place). Returns
-        the job and the checked request (None only for a ``/v2`` replay of a
-        request whose record has expired). ``stream``: the body asks for a stream (used
-        for a replay, whose body is not worked on again). ``wants_result``: the caller
-        waits for the answer (a sync route), so a replay of a request whose result has
-        expired is a 404 rather than its bare status."""
-        if idempotency_key is None:
-            return await self._admit(caller, spec, requested_model, prepare, request_id,
-                                     None, None, webhook, wants_result, body_size)
-        digest = await self._offload.run(body_hash, idempotency_key, requested_model, body,
-                                         size=body_size)
-        async with self._one_at_a_time(caller.account.id, idempotency_key):
-            earlier = await self._replay(caller, idempotency_key, digest, wants_result)
+    async def submit(self, sub: Submission) -> tuple[Admission, Normalized | None]:
+        """The job and the checked request (None only for a ``/v2`` replay of a request
+        whose record has expired)."""
+        key = sub.idempotency_key
+        if key is None:
+            return await self._admit(sub, None)
+        digest = await self._offload.run(body_hash, key, sub.requested_model, sub.body,
+                                         size=sub.body_size)
+        async with self._one_at_a_time(sub.caller.account.id, key):
+            earlier = await self._replay(sub.caller, key, digest, sub.wants_result)
             if earlier is not None:
-                return Admission(earlier, None), await self._replayed(spec, earlier, stream)
-            return await self._admit(caller, spec, requested_model, prepare, request_id,
-                                     idempotency_key, digest, webhook, wants_result, body_size)
+                return (Admission(earlier, None),
+                        await self._replayed(sub.spec, earlier, sub.stream))
+            return await self._admit(sub, digest)
 
-    async def _admit(self, caller: Caller, spec: ModelSpec, requested_model: str,
-                     prepare: Callable[[], Normalized], request_id: str,
-                     idempotency_key: str | None, digest: str | None, webhook: str | None,
-                     wants_result: bool, body_size: int | None) -> tuple[Admission, Normalized]:
+    async def _admit(self, sub: Submission,
+                     digest: str | None) -> tuple[Admission, Normalized]:
+        caller, spec = sub.caller, sub.spec
         taken = _Taken(self._limiter, caller)
         await taken.take_request()
         try:
             _check_some_credit(caller, spec)
-            normalized = await self._offload.run(prepare, size=body_size)
+            normalized = await self._offload.run(sub.prepare, size=sub.body_size)
             request = normalized.request
             blocked = self._policy.input_violation(request)
+            webhook = sub.webhook
             if webhook is not None:
                 webhook = await check_url(webhook,
                                           allow_private=self._config.webhooks.allow_private)
             await taken.take_tokens(normalized.input_tokens + request.max_tokens)
-            job = NewJob(id=request_id, account_id=caller.account.id, model=spec.slug,
-                         requested_model=requested_model,
+            job = NewJob(id=sub.request_id, account_id=caller.account.id, model=spec.slug,
+                         requested_model=sub.requested_model,
                          request=request.model_dump(mode="json"),
-                         idempotency_key=idempotency_key, body_hash=digest, blocked=blocked,
-                         max_queue=spec.config.max_queue,
+                         idempotency_key=sub.idempotency_key, body_hash=digest,
+                         blocked=blocked, max_queue=spec.config.max_queue,
                          input_tokens=normalized.input_tokens)
             record, created = await self._queue(caller, spec, job, normalized, webhook,
-                                                wants_result)
+                                                sub.wants_result)
         except BaseException:
             await asyncio.shield(taken.give_back())
             raise

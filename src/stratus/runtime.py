@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from stratus import backends
 from stratus._offload import Offload
-from stratus.accounts import Account, Accounts, ApiKey, Caller
-from stratus.admission import Admission, Admitter
+from stratus.accounts import Account, Accounts, ApiKey
+from stratus.admission import Admission, Admitter, Submission
 from stratus.backends import Database
 from stratus.config import Config, ConfigError, ModelConfig
 from stratus.errors import NotFound, PermissionDenied, Unavailable
@@ -197,20 +197,13 @@ class Runtime:
 
     # -- job operations --------------------------------------------------------------------
 
-    async def submit(self, caller: Caller, spec: ModelSpec, requested_model: str,
-                     prepare: Callable[[], Normalized], *, request_id: str,
-                     idempotency_key: str | None, body: Any, stream: bool = False,
-                     webhook: str | None = None, wants_result: bool = True,
-                     body_size: int | None = None) -> tuple[Admission, Normalized | None]:
+    async def submit(self, sub: Submission) -> tuple[Admission, Normalized | None]:
         """Admit a request and queue its job (see :class:`stratus.admission.Admitter`)."""
         if self.draining:
             raise Unavailable("this server is shutting down: retry on another node or shortly",
                               headers={"Retry-After": "5"})
-        self.check_scope(caller.key, spec, requested_model)
-        return await self.admitter.submit(
-            caller, spec, requested_model, prepare, request_id=request_id,
-            idempotency_key=idempotency_key, body=body, stream=stream, webhook=webhook,
-            wants_result=wants_result, body_size=body_size)
+        self.check_scope(sub.caller.key, sub.spec, sub.requested_model)
+        return await self.admitter.submit(sub)
 
     def check_scope(self, key: ApiKey, spec: ModelSpec, requested_model: str) -> None:
         if not may_use(key, spec.config):

@@ -12,7 +12,8 @@ the hold cannot interleave with another node's), and a change that checks the ba
 from __future__ import annotations
 
 from stratus._postgres import Connection
-from stratus.accounts._types import MAX_USD, Account, to_nano, to_usd
+from stratus.accounts._rules import check_grant
+from stratus.accounts._types import Account, to_usd
 from stratus.accounts.postgres._keys import fetch_account
 from stratus.errors import InsufficientCredits, InvalidRequest
 
@@ -30,18 +31,7 @@ async def ledger(conn: Connection, account_id: str, kind: str, amount: int | Non
 
 async def add(conn: Connection, name: str, amount: int, note: str) -> Account:
     account = await fetch_account(conn, name=name, lock=True)
-    if account.balance is None:
-        raise InvalidRequest(
-            f"account {name!r} has unlimited credits: give it a balance with "
-            "`stratus credits set` (or PUT /v1/admin/accounts/{name}/credits) first")
-    if account.balance + amount < 0:
-        raise InvalidRequest(
-            f"account {name!r} has ${to_usd(account.balance):.6f}: taking "
-            f"${to_usd(-amount):.6f} would leave it below zero")
-    if account.balance + amount > to_nano(MAX_USD):
-        raise InvalidRequest(
-            f"account {name!r} has ${to_usd(account.balance):.6f}: adding "
-            f"${to_usd(amount):.6f} would take it above the largest balance, ${MAX_USD:,}")
+    check_grant(account, amount)
     await conn.execute("UPDATE accounts SET balance = balance + %s WHERE id = %s",
                        (amount, account.id))
     await ledger(conn, account.id, "grant", amount, note=note)

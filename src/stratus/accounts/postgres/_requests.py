@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from stratus._postgres import Connection
+from stratus.accounts._rules import history_filter
 from stratus.accounts._types import HistoryQuery, Opening, RequestEntry, to_nano
 from stratus.accounts.postgres import _credits
 from stratus.store import ErrorType, JobRecord, Metrics
@@ -109,26 +110,9 @@ async def get(conn: Connection, account_id: str, request_id: str) -> RequestEntr
 
 async def history(conn: Connection, account_id: str,
                   query: HistoryQuery) -> tuple[list[RequestEntry], bool]:
-    where: list[str] = ["account_id = %s"]
-    args: list[object] = [account_id]
-    if query.status is not None:
-        where.append("status = %s")
-        args.append(query.status)
-    if query.model is not None:
-        where.append("(model = %s OR slug = %s)")
-        args += [query.model, query.model]
-    if query.since is not None:
-        where.append("created_at >= %s")
-        args.append(query.since)
-    if query.until is not None:
-        where.append("created_at < %s")
-        args.append(query.until)
-    if query.after_id is not None:
-        where.append("seq < COALESCE((SELECT seq FROM requests WHERE id = %s AND "
-                     "account_id = %s), -1)")
-        args += [query.after_id, account_id]
+    where, args = history_filter(account_id, query, "%s")
     cur = await conn.execute(
-        f"SELECT {_ENTRY_COLUMNS} FROM requests WHERE {' AND '.join(where)} "
+        f"SELECT {_ENTRY_COLUMNS} FROM requests WHERE {where} "
         "ORDER BY seq DESC LIMIT %s", (*args, query.limit + 1))
     rows = await cur.fetchall()
     return [_entry(row) for row in rows[: query.limit]], len(rows) > query.limit

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from stratus.accounts._types import MAX_USD, Account, to_nano, to_usd
+from stratus.accounts._rules import check_grant
+from stratus.accounts._types import Account, to_usd
 from stratus.accounts.sqlite._keys import fetch_account
 from stratus.errors import InsufficientCredits, InvalidRequest
 
@@ -26,18 +27,7 @@ def ledger(conn: sqlite3.Connection, account_id: str, kind: str, amount: int | N
 
 def add(conn: sqlite3.Connection, name: str, amount: int, note: str, now: float) -> Account:
     account = fetch_account(conn, name=name)
-    if account.balance is None:
-        raise InvalidRequest(
-            f"account {name!r} has unlimited credits: give it a balance with "
-            "`stratus credits set` (or PUT /v1/admin/accounts/{name}/credits) first")
-    if account.balance + amount < 0:
-        raise InvalidRequest(
-            f"account {name!r} has ${to_usd(account.balance):.6f}: taking "
-            f"${to_usd(-amount):.6f} would leave it below zero")
-    if account.balance + amount > to_nano(MAX_USD):
-        raise InvalidRequest(
-            f"account {name!r} has ${to_usd(account.balance):.6f}: adding "
-            f"${to_usd(amount):.6f} would take it above the largest balance, ${MAX_USD:,}")
+    check_grant(account, amount)
     conn.execute("UPDATE accounts SET balance = balance + ? WHERE id = ?",
                  (amount, account.id))
     ledger(conn, account.id, "grant", amount, now, note=note)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from stratus.accounts._rules import history_filter
 from stratus.accounts._types import HistoryQuery, Opening, RequestEntry, to_nano
 from stratus.accounts.sqlite import _credits
 from stratus.store import ErrorType, JobRecord, Metrics
@@ -97,25 +98,9 @@ def get(conn: sqlite3.Connection, account_id: str, request_id: str) -> RequestEn
 
 def history(conn: sqlite3.Connection, account_id: str,
             query: HistoryQuery) -> tuple[list[RequestEntry], bool]:
-    where, args = ["account_id = ?"], [account_id]
-    if query.status is not None:
-        where.append("status = ?")
-        args.append(query.status)
-    if query.model is not None:
-        where.append("(model = ? OR slug = ?)")
-        args += [query.model, query.model]
-    if query.since is not None:
-        where.append("created_at >= ?")
-        args.append(query.since)
-    if query.until is not None:
-        where.append("created_at < ?")
-        args.append(query.until)
-    if query.after_id is not None:
-        where.append("seq < COALESCE((SELECT seq FROM requests WHERE id = ? AND "
-                     "account_id = ?), -1)")
-        args += [query.after_id, account_id]
+    where, args = history_filter(account_id, query, "?")
     rows = conn.execute(
-        f"SELECT {_ENTRY_COLUMNS} FROM requests WHERE {' AND '.join(where)} "
+        f"SELECT {_ENTRY_COLUMNS} FROM requests WHERE {where} "
         "ORDER BY seq DESC LIMIT ?", (*args, query.limit + 1)).fetchall()
     return [_entry(row) for row in rows[: query.limit]], len(rows) > query.limit
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from stratus.accounts import Caller
-from stratus.admission import Admission
+from stratus.admission import Admission, Submission
 from stratus.api._outcome import ended_result
 from stratus.limits import LimitState
 from stratus.normalize import Normalized, count_input_tokens, normalize, parse_body
@@ -29,10 +29,9 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
     def prepare() -> Normalized:
         return normalize(body.as_messages_request(), spec)
 
-    admission, normalized = await runtime.submit(
-        caller, spec, body.model, prepare, request_id=request_id,
-        idempotency_key=idempotency_key, body=data, stream=bool(body.stream), webhook=webhook,
-        body_size=len(raw))
+    admission, normalized = await runtime.submit(Submission(
+        caller, spec, body.model, prepare, request_id, data, idempotency_key=idempotency_key,
+        stream=bool(body.stream), webhook=webhook, body_size=len(raw)))
     assert normalized is not None  # a route that waits gets a 404 for an expired replay
     return admission, normalized, body.model
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from stratus.accounts import Caller
-from stratus.admission import Admission
+from stratus.admission import Admission, Submission
 from stratus.api._errors import openai_error_body
 from stratus.api._follow import Ended, Text, follow
 from stratus.api._outcome import ended_result, failure_error
@@ -41,10 +41,9 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
         return Normalized(request=request, input_tokens=normalized.input_tokens,
                           stream=bool(body.stream))
 
-    admission, normalized = await runtime.submit(
-        caller, spec, body.model, prepare, request_id=request_id,
-        idempotency_key=idempotency_key, body=data, stream=bool(body.stream), webhook=webhook,
-        body_size=len(raw))
+    admission, normalized = await runtime.submit(Submission(
+        caller, spec, body.model, prepare, request_id, data, idempotency_key=idempotency_key,
+        stream=bool(body.stream), webhook=webhook, body_size=len(raw)))
     assert normalized is not None  # a route that waits gets a 404 for an expired replay
     return admission, normalized, body
 

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from stratus.accounts import Caller
-from stratus.admission import Admission
+from stratus.admission import Admission, Submission
 from stratus.api._outcome import failure_error
 from stratus.errors import (
     InvalidRequest,
@@ -55,10 +55,10 @@ async def submit(runtime: Runtime, caller: Caller, model: str, raw: bytes,
         raise InvalidRequest(
             "stream=true is for POST /v1/{model} and POST /v1/messages; a queued request "
             "is followed with GET /v2/requests/{id}/status")
-    return await runtime.submit(caller, spec, model, functools.partial(normalize, body, spec),
-                                request_id=request_id, idempotency_key=idempotency_key,
-                                body=data, stream=bool(body.stream), webhook=webhook,
-                                wants_result=can_stream, body_size=len(raw))
+    return await runtime.submit(Submission(
+        caller, spec, model, functools.partial(normalize, body, spec), request_id, data,
+        idempotency_key=idempotency_key, stream=bool(body.stream), webhook=webhook,
+        wants_result=can_stream, body_size=len(raw)))
 
 
 def submit_body(record: JobRecord, links: Links) -> dict[str, Any]:
