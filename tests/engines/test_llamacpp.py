@@ -223,3 +223,33 @@ def test_default_model_knows_the_capital_of_france(make_server) -> None:
         assert models["qwen2.5-coder-1.5b-instruct"]["aliases"] == ["claude-3-haiku"]
 
 
+
+
+@pytest.mark.anyio
+async def test_an_api_node_loads_only_the_tokenizer_and_counts_the_same(
+        gemma: ServerProcess) -> None:
+    import threading
+
+    import llama_cpp
+
+    from stratus.config import ModelConfig
+    from stratus.engines import ChatMessage, GenerationRequest, TextPart
+    from stratus.engines.llamacpp import LlamaCppEngine
+
+    config = ModelConfig(slug="gemma-3-270m", engine="llamacpp",
+                         weights="package:gemma-3-270m", context_length=256,
+                         options={"chat_format": "gemma"})
+    engine = LlamaCppEngine(config, gemma.data_dir, threading.Lock())
+    await engine.start(generate=False)
+    try:
+        request = GenerationRequest(system="Be brief.", max_tokens=8, messages=(
+            ChatMessage(role="user", parts=(TextPart(text="Name three colours."),)),))
+        path = weights.resolve("package:gemma-3-270m", gemma.data_dir, progress=False)
+        vocab_only = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+        prompt = ("<start_of_turn>user\nBe brief.\n\nName three colours.<end_of_turn>\n"
+                  "<start_of_turn>model\n")
+        expected = len(vocab_only.tokenize(prompt.encode(), add_bos=True, special=True))
+        assert engine.count_tokens(request) == expected
+        assert engine._ctx is None and engine._thread is None  # no context, no decode loop
+    finally:
+        await engine.close()
