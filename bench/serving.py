@@ -1,18 +1,20 @@
-"""Serving benchmark: Stratus against llama_cpp.server and a raw batched-decode loop.
+"""Serving benchmark: Stratus against llama.cpp's C++ llama-server, llama_cpp.server and a
+raw batched-decode loop.
 
     .venv/bin/python bench/serving.py                 # gemma-3-270m, C = 1 4 8 16
     .venv/bin/python bench/serving.py --concurrency 1 8 --max-tokens 64
 
-All three run the same GGUF with the same threads and flash attention, one after the other
-(never two llama.cpp compute loops at once), on the same prompts, greedy. llama_cpp.server
-queues concurrent requests (``--interrupt_requests False``; by default a new request cuts
-off the running one). Metrics use vLLM's names:
+All run the same GGUF with the same threads and flash attention, one after the other (never
+two llama.cpp compute loops at once), on the same prompts, greedy. llama-server (built once
+by ``_cpp_server.py`` from the llama.cpp that llama-cpp-python vendors) runs ``-np`` equal to
+Stratus's ``batch_slots``. llama_cpp.server queues concurrent requests
+(``--interrupt_requests False``; by default a new request cuts off the running one). Metrics
+use vLLM's names:
 
 - request throughput: completed requests per second;
 - output tok/s: output tokens of all requests per second of the whole run;
-- TTFT: time to first token. llama_cpp.server streams, so it is measured at the client. Stratus
-  (before token streaming) is measured as the client's wait for the queue plus the server's
-  ``metrics.ttft_ms``; the raw loop has no queue: its TTFT is the prefill of the batch.
+- TTFT: time to first token, measured at the client on the stream (Stratus: ``/v1/messages``
+  with ``stream``); the raw loop has no queue: its TTFT is the prefill of the batch.
 - TPOT: time per output token after the first: (latency - TTFT) / (output tokens - 1).
 """
 
@@ -22,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -31,9 +32,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from _prompts import PROMPTS
+from _systems import cpp_server, stop, stratus, wait_ready
 
 HERE = Path(__file__).resolve().parent
 
@@ -73,29 +76,6 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not ready")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 Call = Callable[[httpx.AsyncClient, str], Awaitable[Sample]]
 
 
@@ -116,43 +96,17 @@ def _levels(system: str, args: argparse.Namespace, http_args: dict, call: Call) 
     return [asyncio.run(level(c)) for c in args.concurrency]
 
 
-# -- Stratus -----------------------------------------------------------------------------------
+# -- Stratus and llama-server: a streamed chat, timed at the client ---------------------------
 
-def bench_stratus(args: argparse.Namespace, gguf: Path) -> list[Result]:
-    data = Path(tempfile.mkdtemp(prefix="stratus-bench-"))
-    config = data / "config.toml"
-    config.write_text(
-        "[server]\nsync_timeout = 600\n\n[[models]]\nslug = \"gemma-3-270m\"\n"
-        f"engine = \"llamacpp\"\nweights = \"{gguf}\"\ncontext_length = 1024\n"
-        f"max_output_tokens = 1024\nbatch_slots = {args.slots}\n"
-        f"[models.options]\nchat_format = \"gemma\"\nn_threads = {args.threads}\n")
-    port = args.port
-    key = "sk-stratus-bench-key-000001"
-    env = {**os.environ, "STRATUS_BOOTSTRAP_KEY": key}
-    proc = subprocess.Popen([sys.executable, "-m", "stratus", "serve", "--config", str(config),
-                             "--data-dir", str(data), "--port", str(port), "--log-level",
-                             "warning", "--no-access-log"], env=env,
-                            stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    async def call(http: httpx.AsyncClient, prompt: str) -> Sample:
-        t0 = time.perf_counter()
-        reply = await http.post("/v2/gemma-3-270m", json={
-            "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": args.max_tokens, "temperature": 0})
-        rid = reply.json()["request_id"]
-        status = (await http.get(f"/v2/requests/{rid}/status")).json()
-        while status["status"] not in ("COMPLETED", "FAILED"):
-            status = (await http.get(f"/v2/requests/{rid}/status", params={"wait": 60})).json()
-        metrics = (await http.get(f"/v2/requests/{rid}")).json()["metrics"]
-        ttft = (metrics["queue_ms"] + metrics["ttft_ms"]) / 1000
-        return Sample(time.perf_counter() - t0, ttft, metrics["output_tokens"])
+def bench_streaming(args: argparse.Namespace, gguf: Path, start: Any) -> list[Result]:
+    with start(gguf, args.port, slots=args.slots, threads=args.threads,
+               context=1024) as system:
+        async def call(http: httpx.AsyncClient, prompt: str) -> Sample:
+            reply = await system.chat(http, [{"role": "user", "content": prompt}],
+                                      max_tokens=args.max_tokens)
+            return Sample(reply.latency, reply.ttft, reply.output_tokens)
 
-    try:
-        _wait_ready(url + "/ready", proc)
-        return _levels("stratus", args, {"base_url": url, "headers": {"x-api-key": key}},
-                       call)
-    finally:
-        _stop(proc)
+        return _levels(system.name, args, {}, call)
 
 
 # -- llama_cpp.server --------------------------------------------------------------------------
@@ -183,10 +137,10 @@ def bench_llama_server(args: argparse.Namespace, gguf: Path) -> list[Result]:
         return Sample(latency, ttft or latency, tokens)
 
     try:
-        _wait_ready(url + "/v1/models", proc)
+        wait_ready(url + "/v1/models", proc)
         return _levels("llama_cpp.server", args, {"base_url": url}, call)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 # -- raw batched decode ------------------------------------------------------------------------
@@ -236,8 +190,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--slots", type=int, default=8, help="Stratus batch_slots")
     parser.add_argument("--port", type=int, default=8790)
-    parser.add_argument("--only", nargs="+", choices=["stratus", "llama_cpp.server", "raw"],
-                        default=["stratus", "llama_cpp.server", "raw"])
+    parser.add_argument("--only", nargs="+",
+                        choices=["stratus", "llama-server", "llama_cpp.server", "raw"],
+                        default=["stratus", "llama-server", "llama_cpp.server", "raw"])
     args = parser.parse_args()
 
     from stratus.weights import resolve
@@ -245,7 +200,9 @@ def main() -> None:
     gguf = resolve(args.gguf, Path(tempfile.gettempdir()) / "stratus-bench-cache")
     results: list[Result] = []
     if "stratus" in args.only:
-        results += bench_stratus(args, gguf)
+        results += bench_streaming(args, gguf, stratus)
+    if "llama-server" in args.only:
+        results += bench_streaming(args, gguf, cpp_server)
     if "llama_cpp.server" in args.only:
         results += bench_llama_server(args, gguf)
     if "raw" in args.only:

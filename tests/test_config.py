@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from stratus.config import ConfigError, load_config
+from stratus.config import ConfigError, ModelConfig, load_config
 
 
 def test_builtin_default_needs_no_file() -> None:
@@ -71,3 +71,18 @@ def test_database_url_defaults_to_the_data_dir(tmp_path: Path) -> None:
     path.write_text('[database]\nurl = "mysql://db/stratus"\n')
     with pytest.raises(ConfigError, match=r"database\.url"):
         load_config(path, env={})
+
+
+def test_cached_input_tokens_are_priced_as_configured() -> None:
+    full = ModelConfig(slug="m", price_input=1.0, price_output=2.0)
+    assert full.cost_usd(1000, 10, cached_input=800) == full.cost_usd(1000, 10)
+    tenth = ModelConfig(slug="m", price_input=1.0, price_output=2.0, price_cached_input=0.1)
+    assert tenth.cost_usd(1000, 10, cached_input=800) == pytest.approx(
+        (200 * 1.0 + 800 * 0.1 + 10 * 2.0) / 1e6)
+
+
+def test_packaged_models_sample_as_their_authors_advise() -> None:
+    qwen, gemma = load_config(None, env={}).models
+    assert qwen.sampling.model_dump() == {"temperature": 0.7, "top_p": 0.8, "top_k": 20,
+                                          "min_p": 0.0, "repeat_penalty": 1.05}
+    assert (gemma.sampling.temperature, gemma.sampling.top_k) == (1.0, 64)

@@ -45,6 +45,17 @@ class Capabilities(_Strict):
     tools: bool = False
 
 
+class Sampling(_Strict):
+    """How a model samples whatever a request leaves out (current SDKs send no temperature).
+    ``top_k`` 0: the whole vocabulary; ``repeat_penalty`` 1: none."""
+
+    temperature: float = Field(default=1.0, ge=0, le=2)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    top_k: int = Field(default=40, ge=0)
+    min_p: float = Field(default=0.0, ge=0, le=1)
+    repeat_penalty: float = Field(default=1.0, gt=0, le=10)
+
+
 class ModelConfig(_Strict):
     slug: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
     aliases: tuple[str, ...] = ()
@@ -58,13 +69,20 @@ class ModelConfig(_Strict):
     execution_timeout: float = Field(default=600.0, gt=0)
     price_input: float = Field(default=DEFAULT_PRICE_INPUT, ge=0)
     price_output: float = Field(default=DEFAULT_PRICE_OUTPUT, ge=0)
+    # input tokens read from the prompt cache (None: priced as any input token)
+    price_cached_input: float | None = Field(default=None, ge=0)
+    sampling: Sampling = Sampling()
     capabilities: Capabilities = Capabilities()
     description: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
 
-    def cost_usd(self, input_tokens: int, output_tokens: int) -> float:
-        """What a request of that many tokens costs at this model's prices."""
-        return round((input_tokens * self.price_input + output_tokens * self.price_output)
+    def cost_usd(self, input_tokens: int, output_tokens: int, cached_input: int = 0) -> float:
+        """What a request of that many tokens costs at this model's prices; ``cached_input``
+        of the input tokens were read from the prompt cache."""
+        cached_price = self.price_input if self.price_cached_input is None \
+            else self.price_cached_input
+        return round(((input_tokens - cached_input) * self.price_input
+                      + cached_input * cached_price + output_tokens * self.price_output)
                      / 1_000_000, 10)
 
     @model_validator(mode="after")
@@ -154,6 +172,8 @@ def _default_models() -> tuple[ModelConfig, ...]:
             max_output_tokens=2048,
             default_max_tokens=1024,
             batch_slots=8,
+            # the authors' generation settings
+            sampling=Sampling(temperature=0.7, top_p=0.8, top_k=20, repeat_penalty=1.05),
             description="Qwen2.5 Coder 1.5B Instruct (Apache-2.0), served by llama.cpp.",
         ),
         ModelConfig(
@@ -164,6 +184,7 @@ def _default_models() -> tuple[ModelConfig, ...]:
             max_output_tokens=1024,
             default_max_tokens=256,
             batch_slots=8,
+            sampling=Sampling(temperature=1.0, top_p=0.95, top_k=64),  # the authors' settings
             description="Gemma 3 270M, a small base model (Gemma Terms of Use).",
             options={"chat_format": "gemma"},
         ),

@@ -57,7 +57,8 @@ def test_sync_returns_anthropic_message_with_requested_slug(api: httpx.Client) -
     assert body["model"] == "claude-3-haiku"
     assert body["content"] == [{"type": "text", "text": "What is the capital of France?"}]
     assert body["stop_reason"] == "end_turn"
-    assert body["usage"] == {"input_tokens": 11, "output_tokens": 6}
+    assert body["usage"] == {"input_tokens": 11, "output_tokens": 6,
+                             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
     assert response.headers["x-request-id"]
 
 
@@ -299,7 +300,9 @@ def test_models_list(api: httpx.Client) -> None:
     assert echo["aliases"] == ["claude-3-haiku"]
     assert echo["context_length"] == 8192
     assert echo["pricing"] == {"currency": "USD", "input_per_million": 0.25,
-                               "output_per_million": 1.25}
+                               "output_per_million": 1.25, "cached_input_per_million": 0.25}
+    assert echo["sampling"] == {"temperature": 1.0, "top_p": 1.0, "top_k": 40, "min_p": 0.0,
+                                "repeat_penalty": 1.0}
     assert next(m for m in data if m["slug"] == "echo-vision")["capabilities"]["vision"]
 
 

@@ -40,6 +40,18 @@ chat_format = "gemma"
 prefill_chunk = 8
 
 [[models]]
+slug = "gemma-fresh"       # every prompt decoded whole: the reference for prompt reuse
+engine = "llamacpp"
+weights = "package:gemma-3-270m"
+context_length = 512
+max_output_tokens = 64
+default_max_tokens = 16
+batch_slots = 1
+[models.options]
+chat_format = "gemma"
+prompt_reuse = false
+
+[[models]]
 slug = "gemma-single"
 engine = "llamacpp"
 weights = "package:gemma-3-270m"
@@ -78,7 +90,10 @@ def test_greedy_is_deterministic(api: httpx.Client) -> None:
     second = ask(api, "Write a sentence about the sea.", max_tokens=24)
     assert first["content"][0]["text"]
     assert first["content"] == second["content"]
-    assert first["usage"] == second["usage"]
+    for name in ("input_tokens", "output_tokens"):
+        assert first["usage"][name] == second["usage"][name]
+    # the second asked the same: all of its prompt but the last token came from the cache
+    assert second["usage"]["cache_read_input_tokens"] == second["usage"]["input_tokens"] - 1
 
 
 def test_max_tokens_gives_exactly_that_many(api: httpx.Client) -> None:
@@ -173,7 +188,9 @@ def test_prompt_prefilled_in_chunks_gives_the_same_answer(api: httpx.Client) -> 
             "max_tokens": 8, "temperature": 0}
     whole = api.post("/v1/gemma-3-270m", json=body).json()
     chunked = api.post("/v1/gemma-chunked", json=body).json()
-    assert whole["usage"] == chunked["usage"] and whole["usage"]["input_tokens"] > 40
+    for name in ("input_tokens", "output_tokens"):
+        assert whole["usage"][name] == chunked["usage"][name]
+    assert whole["usage"]["input_tokens"] > 40
     assert chunked["content"][0]["text"].split()[:4] == ["7", "x", "7", "x"]
     assert chunked["content"] == whole["content"]
 
@@ -250,6 +267,40 @@ async def test_an_api_node_loads_only_the_tokenizer_and_counts_the_same(
                   "<start_of_turn>model\n")
         expected = len(vocab_only.tokenize(prompt.encode(), add_bos=True, special=True))
         assert engine.count_tokens(request) == expected
-        assert engine._ctx is None and engine._thread is None  # no context, no decode loop
+        assert not engine.generating  # no context, no engine thread
     finally:
         await engine.close()
+
+
+SYSTEM = ("You are a guide to the cities of Europe. " * 12).strip()
+
+
+@pytest.mark.parametrize("turns", [
+    # the same prompt again: a kept prefix as long as the prompt
+    ["Tell me about Paris.", "Tell me about Paris."],
+    # the kept prompt ends inside a token of the new one ("Paris" then "Parisian")
+    ["Tell me about Paris", "Tell me about Parisian cafes."],
+    # the kept prompt is longer than the new one
+    ["Tell me about Paris, Lyon, Marseille and Nice in detail.", "Tell me about Paris"],
+])
+def test_prompt_reuse_is_invisible_in_greedy_output(api: httpx.Client, turns) -> None:
+    for text in turns:  # on gemma-single (one slot) each prompt lands on the last one's KV
+        reused = ask(api, text, model="gemma-single", system=SYSTEM, max_tokens=16)
+        fresh = ask(api, text, model="gemma-fresh", system=SYSTEM, max_tokens=16)
+        assert reused["content"] == fresh["content"], text
+        assert reused["usage"]["input_tokens"] == fresh["usage"]["input_tokens"]
+        assert fresh["usage"]["cache_read_input_tokens"] == 0
+    assert reused["usage"]["cache_read_input_tokens"] > 100  # the system prompt, at least
+
+
+def test_reused_tokens_are_reported_and_charged(api: httpx.Client) -> None:
+    ask(api, "Name a river.", model="gemma-single", system=SYSTEM, max_tokens=4)
+    response = api.post("/v2/gemma-single", json={
+        "system": SYSTEM, "messages": [{"role": "user", "content": "Name a mountain."}],
+        "temperature": 0, "max_tokens": 4})
+    request_id = response.json()["request_id"]
+    wait_status(api, request_id, {"COMPLETED"}, timeout=120)
+    metrics = api.get(f"/v2/requests/{request_id}").json()["metrics"]
+    assert metrics["cached_input_tokens"] > 100
+    expected = (metrics["input_tokens"] * 0.25 + metrics["output_tokens"] * 1.25) / 1e6
+    assert metrics["cost"] == pytest.approx(expected)  # no cached price set: full price

@@ -67,6 +67,7 @@ def _ending(final: JobRecord) -> bytes:
             "type": "message_delta",
             "delta": {"stop_reason": result.stop_reason,
                       "stop_sequence": result.stop_sequence},
-            "usage": {"output_tokens": result.output_tokens}})
+            "usage": {"output_tokens": result.output_tokens,
+                      "cache_read_input_tokens": result.cached_input_tokens}})
         + event("message_stop", {"type": "message_stop"})
     )

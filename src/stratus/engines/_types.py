@@ -79,6 +79,7 @@ class Finished:
     input_tokens: int
     output_tokens: int
     stop_sequence: str | None = None
+    cached_input_tokens: int = 0  # of the input, tokens whose KV was reused, not computed
 
 
 EngineEvent = TextDelta | Finished

@@ -34,6 +34,7 @@ class Metrics(BaseModel):
     inference_ms: float
     ttft_ms: float | None = None
     input_tokens: int
+    cached_input_tokens: int = 0
     output_tokens: int
     output_tokens_per_s: float | None
     cost: float
@@ -67,6 +68,7 @@ class ModelCard(BaseModel):
     max_output_tokens: int
     default_max_tokens: int
     pricing: dict[str, Any]
+    sampling: dict[str, Any]  # the defaults for what a request leaves out
 
 
 class ModelList(BaseModel):

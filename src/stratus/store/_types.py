@@ -36,6 +36,7 @@ class Metrics:
     inference_ms: float = 0.0
     ttft_ms: float = 0.0  # from the start of inference to the first text
     input_tokens: int = 0
+    cached_input_tokens: int = 0  # of the input, read from the prompt cache
     output_tokens: int = 0
     output_tokens_per_s: float | None = None
     cost: float = 0.0
@@ -60,8 +61,9 @@ class Message:
     content: tuple[dict[str, Any], ...]  # Anthropic content blocks
     stop_reason: str | None
     stop_sequence: str | None = None
-    input_tokens: int = 0
+    input_tokens: int = 0  # the whole prompt, cached part included
     output_tokens: int = 0
+    cached_input_tokens: int = 0  # of the input, read from the prompt cache
 
     @property
     def text(self) -> str:
@@ -73,7 +75,9 @@ class Message:
                 "content": [dict(block) for block in self.content], "model": self.model,
                 "stop_reason": self.stop_reason, "stop_sequence": self.stop_sequence,
                 "usage": {"input_tokens": self.input_tokens,
-                          "output_tokens": self.output_tokens}}
+                          "output_tokens": self.output_tokens,
+                          "cache_creation_input_tokens": 0,
+                          "cache_read_input_tokens": self.cached_input_tokens}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Message:
@@ -81,7 +85,8 @@ class Message:
         return cls(id=data["id"], model=data["model"], content=tuple(data["content"]),
                    stop_reason=data.get("stop_reason"), stop_sequence=data.get("stop_sequence"),
                    input_tokens=usage.get("input_tokens", 0),
-                   output_tokens=usage.get("output_tokens", 0))
+                   output_tokens=usage.get("output_tokens", 0),
+                   cached_input_tokens=usage.get("cache_read_input_tokens") or 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,18 +18,21 @@ def message_body(job_id: str, text: str, finished: Finished, model: str) -> Mess
     return Message(id=message_id(job_id), model=model,
                    content=({"type": "text", "text": text},),
                    stop_reason=finished.stop_reason, stop_sequence=finished.stop_sequence,
-                   input_tokens=finished.input_tokens, output_tokens=finished.output_tokens)
+                   input_tokens=finished.input_tokens, output_tokens=finished.output_tokens,
+                   cached_input_tokens=finished.cached_input_tokens)
 
 
 def metrics(model: ModelConfig, input_tokens: int, output_tokens: int, queue_s: float,
-            inference_s: float, first_token_s: float) -> Metrics:
-    """``ttft_ms``: from the start of inference to the first text (queue time excluded)."""
+            inference_s: float, first_token_s: float, cached_input: int = 0) -> Metrics:
+    """``ttft_ms``: from the start of inference to the first text (queue time excluded);
+    ``cached_input``: input tokens read from the prompt cache."""
     return Metrics(
         queue_ms=round(queue_s * 1000, 3),
         inference_ms=round(inference_s * 1000, 3),
         ttft_ms=round(first_token_s * 1000, 3),
         input_tokens=input_tokens,
+        cached_input_tokens=cached_input,
         output_tokens=output_tokens,
         output_tokens_per_s=round(output_tokens / inference_s, 3) if inference_s > 0 else None,
-        cost=model.cost_usd(input_tokens, output_tokens),
+        cost=model.cost_usd(input_tokens, output_tokens, cached_input),
     )

@@ -39,6 +39,7 @@ class _Progress:
         self.started = time.time()
         self.first_token: float | None = None
         self.input_tokens = 0
+        self.cached_input = 0
         self.output_tokens = 0
 
     def delta(self, event: TextDelta) -> None:
@@ -49,7 +50,8 @@ class _Progress:
     def metrics(self) -> Metrics:
         now = time.time()
         return metrics(self.config, self.input_tokens, self.output_tokens, self.queued_for,
-                       now - self.started, (self.first_token or now) - self.started)
+                       now - self.started, (self.first_token or now) - self.started,
+                       self.cached_input)
 
 
 class Worker:
@@ -242,6 +244,7 @@ class Worker:
             raise RuntimeError("the engine stopped without finishing the message")
         progress.input_tokens = finished.input_tokens
         progress.output_tokens = finished.output_tokens
+        progress.cached_input = finished.cached_input_tokens
         return Completed(
             result=message_body(job_id, "".join(pieces), finished, model_name),
             metrics=progress.metrics(),

@@ -50,7 +50,8 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
 
 def _usage(result: Message) -> dict[str, int]:
     return {"prompt_tokens": result.input_tokens, "completion_tokens": result.output_tokens,
-            "total_tokens": result.input_tokens + result.output_tokens}
+            "total_tokens": result.input_tokens + result.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": result.cached_input_tokens}}
 
 
 def completion(record: JobRecord, model: str) -> dict[str, Any]:

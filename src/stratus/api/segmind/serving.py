@@ -136,6 +136,9 @@ def model_list(runtime: Runtime, caller: Caller) -> dict[str, Any]:
             max_output_tokens=cfg.max_output_tokens,
             default_max_tokens=cfg.default_max_tokens,
             pricing={"currency": "USD", "input_per_million": cfg.price_input,
-                     "output_per_million": cfg.price_output},
+                     "output_per_million": cfg.price_output,
+                     "cached_input_per_million": cfg.price_input
+                     if cfg.price_cached_input is None else cfg.price_cached_input},
+            sampling=cfg.sampling.model_dump(),
         ))
     return ModelList(data=cards).model_dump()

@@ -1,0 +1,211 @@
+"""The llama.cpp engine: requests in from the event loop, events out to it, one engine
+thread in between running the :class:`~stratus.engines.llamacpp._scheduler.Scheduler`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from stratus.config import ModelConfig
+from stratus.engines._chat import ChatFormat, GemmaFormat, TemplateFormat
+from stratus.engines._types import EngineEvent, Finished, GenerationRequest
+from stratus.engines.llamacpp._native import Draw, EngineError, LlamaBackend, Native
+from stratus.engines.llamacpp._scheduler import Scheduler, Sequence
+from stratus.weights import resolve
+
+log = logging.getLogger("stratus.engines.llamacpp")
+
+_OPTIONS = {"n_threads", "prefill_chunk", "chat_format", "seed", "prompt_reuse"}
+_FORMATS = {"auto", "gemma", "template"}
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _flush(seqs: list[Sequence]) -> None:
+    """Hand a step's events to their event loops: one wake-up per loop, not per token."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, list[Any]]]] = {}
+    for seq in seqs:
+        if seq.outbox:
+            loop, queue = seq.sink
+            by_loop.setdefault(loop, []).append((queue, seq.outbox))
+            seq.outbox = []
+    for loop, batches in by_loop.items():
+        loop.call_soon_threadsafe(_deliver, batches)
+
+
+def _deliver(batches: list[tuple[asyncio.Queue[Any], list[Any]]]) -> None:
+    for queue, events in batches:
+        for event in events:
+            queue.put_nowait(event)
+
+
+class LlamaCppEngine:
+    def __init__(self, config: ModelConfig, data_dir: Path, compute_lock: threading.Lock) -> None:
+        options = dict(config.options)
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise ValueError(f"model {config.slug!r}: unknown llamacpp option(s): "
+                             f"{', '.join(sorted(unknown))}")
+        if not config.weights:
+            raise ValueError(f"model {config.slug!r}: the llamacpp engine needs `weights`")
+        self.config = config
+        self._data_dir = data_dir
+        self._lock = compute_lock
+        self._threads = int(options.get("n_threads") or default_threads())
+        self._chunk = int(options.get("prefill_chunk", 256))
+        self._format_name = options.get("chat_format", "auto")
+        if self._format_name not in _FORMATS:
+            raise ValueError(f"model {config.slug!r}: chat_format must be one of "
+                             f"{', '.join(sorted(_FORMATS))}")
+        self._seed = options.get("seed")
+        self._reuse = bool(options.get("prompt_reuse", True))
+        self._native: Native | None = None
+        self._format: ChatFormat | None = None
+        self._scheduler: Scheduler | None = None
+        # prompts are tokenized on a thread of their own, never queued behind other work
+        self._tokenizer = ThreadPoolExecutor(max_workers=1,
+                                             thread_name_prefix=f"tokenize-{config.slug}")
+        self._wake = threading.Condition()
+        self._inbox: list[Sequence] = []
+        self._running = False
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, generate: bool = True) -> None:
+        await asyncio.to_thread(self._load, generate)
+        if not generate:
+            return
+        self._running = True
+        self._thread = threading.Thread(target=self._loop, name=f"engine-{self.config.slug}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _load(self, generate: bool) -> None:
+        path = resolve(self.config.weights or "", self._data_dir)
+        native = Native(path, slots=self.config.batch_slots,
+                        context_length=self.config.context_length, chunk=self._chunk,
+                        threads=self._threads, generate=generate)
+        self._native = native
+        self._format = self._chat_format(native)
+        if generate:
+            self._scheduler = Scheduler(LlamaBackend(native, self._lock, self._seed),
+                                        slots=self.config.batch_slots, chunk=self._chunk,
+                                        capacity=native.capacity, reuse=self._reuse)
+            log.info("loaded %s from %s (%d slots x %d tokens, %d threads)", self.config.slug,
+                     path, self.config.batch_slots, self.config.context_length, self._threads)
+        else:
+            log.info("loaded the tokenizer of %s from %s", self.config.slug, path)
+
+    def _chat_format(self, native: Native) -> ChatFormat:
+        name = self._format_name
+        template = native.meta("tokenizer.chat_template")
+        if name == "gemma" or (name == "auto" and not template):
+            return GemmaFormat()
+        if not template:
+            raise EngineError(f"model {self.config.slug!r} has no chat template; "
+                              "set options.chat_format = \"gemma\"")
+        return TemplateFormat(template, native.bos_piece(), native.eos_piece())
+
+    async def close(self) -> None:
+        with self._wake:
+            self._running = False
+            self._wake.notify_all()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        self._tokenizer.shutdown(wait=False, cancel_futures=True)
+        if self._native is not None:
+            self._native.close()
+
+    @property
+    def generating(self) -> bool:
+        """Loaded with its context and engine thread (not only the tokenizer)."""
+        return self._thread is not None
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    def prompt_tokens(self, request: GenerationRequest) -> list[int]:
+        """The prompt's tokens: the chat format's text parsed for control tokens, the
+        conversation's content never (a client cannot write a turn marker)."""
+        assert self._format is not None and self._native is not None, "engine not started"
+        merged: list[list[Any]] = []
+        for segment in self._format.segments(request):
+            if merged and merged[-1][1] == segment.special:
+                merged[-1][0] += segment.text
+            elif segment.text:
+                merged.append([segment.text, segment.special])
+        tokens: list[int] = []
+        for i, (text, special) in enumerate(merged):
+            tokens += self._native.tokenize(text, special=special, bos=i == 0)
+        return tokens
+
+    def count_tokens(self, request: GenerationRequest) -> int:
+        return len(self.prompt_tokens(request))
+
+    def min_tokens(self, chars: int) -> int:
+        longest = self._native.longest_piece if self._native else 0
+        return chars // longest if longest else 0
+
+    # -- requests ------------------------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+        loop = asyncio.get_running_loop()
+        tokens = await loop.run_in_executor(self._tokenizer, self.prompt_tokens, request)
+        if len(tokens) + request.max_tokens > self.config.context_length:
+            raise EngineError(f"prompt of {len(tokens)} tokens plus max_tokens "
+                              f"{request.max_tokens} exceeds the context of "
+                              f"{self.config.context_length}")
+        queue: asyncio.Queue[EngineEvent | BaseException] = asyncio.Queue()
+        seq = Sequence(tokens=tokens, max_tokens=request.max_tokens,
+                       stops=request.stop_sequences, sink=(loop, queue),
+                       options=Draw.of(self.config.sampling, request.temperature,
+                                       request.top_p, request.top_k, request.seed))
+        with self._wake:
+            if not self._running:
+                raise EngineError(f"engine {self.config.slug!r} is not running")
+            self._inbox.append(seq)
+            self._wake.notify()
+        try:
+            while True:
+                event = await queue.get()
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+                if isinstance(event, Finished):
+                    return
+        finally:
+            seq.cancelled = True
+            with self._wake:
+                self._wake.notify()
+
+    # -- the engine thread -------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        scheduler = self._scheduler
+        assert scheduler is not None
+        while True:
+            with self._wake:
+                while self._running and scheduler.idle and not self._inbox:
+                    self._wake.wait()
+                if not self._running:
+                    break
+                for seq in self._inbox:
+                    scheduler.add(seq)
+                self._inbox.clear()
+            try:
+                _flush(scheduler.step())
+            except Exception as exc:  # a fault of ours, not of a decode: fail what runs
+                log.exception("engine step failed on %s", self.config.slug)
+                _flush(scheduler.fail_all(EngineError(f"the engine failed: {exc}")))
+        _flush(scheduler.fail_all(EngineError("the engine stopped")))
