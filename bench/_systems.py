@@ -119,11 +119,13 @@ def stratus(gguf: Path, port: int, *, slots: int, threads: int,
         f"engine = \"llamacpp\"\nweights = \"{gguf}\"\ncontext_length = {context}\n"
         f"max_output_tokens = 1024\nbatch_slots = {slots}\n"
         f"[models.options]\nchat_format = \"gemma\"\nn_threads = {threads}\n")
+    log = (Path(tempfile.gettempdir()) / "stratus-bench-stratus.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "stratus", "serve", "--config", str(config),
                              "--data-dir", str(data), "--port", str(port), "--log-level",
                              "warning", "--no-access-log"],
-                            env={**os.environ, "STRATUS_BOOTSTRAP_KEY": KEY},
-                            stdout=subprocess.DEVNULL)
+                            env={**os.environ, "STRATUS_BOOTSTRAP_KEY": KEY,
+                                 "PYTHONFAULTHANDLER": "1"},
+                            stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url + "/ready", proc)
@@ -137,7 +139,8 @@ def cpp_server(gguf: Path, port: int, *, slots: int, threads: int,
                context: int = 2048) -> Iterator[System]:
     log = (Path(tempfile.gettempdir()) / "stratus-bench-cpp-server.log").open("w")
     proc = subprocess.Popen([*cpp_command(gguf, port, slots=slots, threads=threads,
-                                          context=context), "--chat-template", "gemma"],
+                                          context=context),
+                             "--no-jinja", "--chat-template", "gemma"],  # the built-in one
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from stratus.runtime import Role
 
 T = TypeVar("T")
+KEEP_ALIVE = 75  # seconds an idle client connection is kept open
 
 
 def _config(args: argparse.Namespace, **overrides: Any) -> Config:
@@ -103,6 +104,9 @@ def _run(args: argparse.Namespace, role: Role, serve: list[str] | None = None) -
         app, host=config.server.host, port=config.server.port, log_level=args.log_level,
         # set again once the drain is over: what is left of the grace, at least 1 s
         timeout_graceful_shutdown=max(1, math.ceil(config.server.shutdown_grace)),
+        # longer than clients keep an idle connection (httpx: 5 s, uvicorn's own default), so
+        # the server never closes one just as a client sends on it
+        timeout_keep_alive=KEEP_ALIVE,
         access_log=args.access_log,
     ))
     server.run()

@@ -304,3 +304,24 @@ def test_reused_tokens_are_reported_and_charged(api: httpx.Client) -> None:
     assert metrics["cached_input_tokens"] > 100
     expected = (metrics["input_tokens"] * 0.25 + metrics["output_tokens"] * 1.25) / 1e6
     assert metrics["cost"] == pytest.approx(expected)  # no cached price set: full price
+
+
+def test_a_prefix_shared_by_concurrent_requests_is_invisible(gemma: ServerProcess) -> None:
+    questions = ["Tell me about Rome.", "Tell me about Oslo.", "Tell me about Lisbon."]
+
+    async def run() -> list[dict]:
+        async with httpx.AsyncClient(base_url=gemma.url, timeout=300,
+                                     headers={"x-api-key": gemma.key}) as http:
+            replies = await asyncio.gather(*(http.post("/v1/gemma-3-270m", json={
+                "system": SYSTEM + " Shared.", "max_tokens": 12, "temperature": 0,
+                "messages": [{"role": "user", "content": q}]}) for q in questions))
+            return [r.json() for r in replies]
+
+    together = asyncio.run(run())
+    with gemma.client() as api:
+        api.timeout = httpx.Timeout(300)
+        for question, reply in zip(questions, together, strict=True):
+            fresh = ask(api, question, model="gemma-fresh", system=SYSTEM + " Shared.",
+                        max_tokens=12)
+            assert reply["content"] == fresh["content"], question
+    assert sum(r["usage"]["cache_read_input_tokens"] > 100 for r in together) >= 2

@@ -90,7 +90,7 @@ def ending(s: Sequence) -> Finished:
 
 def test_no_more_sequences_than_slots_run_at_once() -> None:
     scheduler, backend = make(slots=2)
-    seqs = [seq([1, 2], [5, END]) for _ in range(3)]
+    seqs = [seq([i, i + 1], [5, END]) for i in (1, 11, 21)]
     for s in seqs:
         scheduler.add(s)
     scheduler.step()
@@ -236,3 +236,35 @@ def test_without_reuse_every_prompt_is_decoded_whole() -> None:
     scheduler.add(again)
     run(scheduler)
     assert again.cached == 0 and [e.pos for e in backend.batches[-2]] == [0, 1, 2, 3]
+
+
+def test_two_prompts_with_one_prefix_arriving_together_decode_it_once() -> None:
+    scheduler, backend = make(slots=2, chunk=4)
+    system = list(range(1, 11))
+    first = seq([*system, 20], [7, 7, END])
+    second = seq([*system, 30], [8, END])
+    scheduler.add(first)
+    scheduler.add(second)
+    run(scheduler)
+    prompt_of_second = [e.pos for b in backend.batches for e in b
+                        if e.slot == second.slot and e.pos <= len(system)]
+    assert backend.copies == [(first.slot, second.slot, 10)]
+    assert prompt_of_second == [10]  # only its own last prompt token
+    assert second.cached == 10
+    assert backend.kv[second.slot][:11] == [*system, 30]
+    assert ending(first).stop_reason == ending(second).stop_reason == "end_turn"
+
+
+def test_a_wait_for_a_prefix_ends_if_its_owner_is_cancelled() -> None:
+    scheduler, backend = make(slots=2, chunk=4)
+    system = list(range(1, 11))
+    first = seq([*system, 20], [7, END])
+    second = seq([*system, 30], [8, END])
+    scheduler.add(first)
+    scheduler.add(second)
+    scheduler.step()
+    first.cancelled = True
+    run(scheduler)
+    assert backend.copies == [] and second.cached == 0
+    assert backend.kv[second.slot][:11] == [*system, 30]
+    assert ending(second).stop_reason == "end_turn"

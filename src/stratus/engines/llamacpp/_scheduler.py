@@ -9,7 +9,9 @@ each sequence whose logits the batch produced, and ends the sequences that are d
 **Prompt reuse.** A slot keeps the tokens whose KV is still in the cache after its request
 ends. A new request goes to the free slot whose kept tokens share the longest prefix with its
 prompt, and only the rest of its prompt is decoded; a prefix that is live in a running slot
-is copied from there instead when it is longer. At least the last prompt token is always
+is copied from there instead when it is longer. A prefix that a running request is still
+decoding (two requests with one system prompt arriving together) is waited for, then copied:
+it is decoded once. At least the last prompt token is always
 decoded (its logits give the first sample), so a kept prefix as long as the prompt, or
 longer, is cut back to one token less than the prompt.
 """
@@ -87,6 +89,7 @@ class Sequence:
     decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
     cancelled: bool = False
     finished: bool = False
+    share: tuple[Sequence, int] | None = None  # waits for that many tokens of that one's KV
     state: Any = None  # the backend's (its sampler)
     outbox: list[EngineEvent | BaseException] = field(default_factory=list)
 
@@ -140,6 +143,9 @@ class Scheduler:
             seq = self.waiting.popleft()
             if not seq.cancelled:
                 self._admit(seq)
+        for seq in self.active:
+            if seq.share is not None:
+                self._take_share(seq)
         entries, owners = self._batch()
         if not entries:
             return touched
@@ -171,10 +177,16 @@ class Scheduler:
         live = max(self.active, default=None,
                    key=lambda a: common_prefix(a.kv, seq.tokens))
         shared = min(common_prefix(live.kv, seq.tokens), limit) if live is not None else 0
+        coming = max(self.active, default=None,  # a prefix still being decoded
+                     key=lambda a: common_prefix(a.tokens[:limit], seq.tokens))
+        later = min(common_prefix(coming.tokens, seq.tokens), limit) if coming else 0
         self.free.remove(slot)
         if not self.reuse:
             self.backend.keep(slot, 0)
             reuse = 0
+        elif coming is not None and later > max(reuse, shared):
+            self.backend.keep(slot, 0)
+            seq.share, reuse = (coming, later), 0
         elif live is not None and shared > reuse:
             self.backend.keep(slot, 0)
             self.backend.copy(live.slot, slot, shared)
@@ -188,6 +200,17 @@ class Scheduler:
         self.backend.start(seq)
         self.active.append(seq)
 
+    def _take_share(self, seq: Sequence) -> None:
+        """Copy the awaited prefix once its owner has decoded it (or give up waiting if the
+        owner left first)."""
+        assert seq.share is not None
+        owner, n = seq.share
+        if owner not in self.active or owner.cancelled:
+            seq.share = None
+        elif len(owner.kv) >= n:
+            self.backend.copy(owner.slot, seq.slot, n)
+            seq.share, seq.fed, seq.cached, seq.kv = None, n, n, seq.tokens[:n]
+
     def _batch(self) -> tuple[list[Entry], list[Sequence]]:
         entries: list[Entry] = []
         owners: list[Sequence] = []
@@ -198,7 +221,7 @@ class Scheduler:
         budget = min(self.capacity - len(entries), self.chunk)
         for seq in self.active:
             left = len(seq.tokens) - seq.fed
-            if seq.pending is not None or left == 0 or budget <= 0:
+            if seq.pending is not None or seq.share or left == 0 or budget <= 0:
                 continue
             take = min(left, budget)
             for i in range(seq.fed, seq.fed + take):
