@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import llama_cpp as lc
+import numpy as np
 
 from stratus.config import Sampling
 from stratus.engines.llamacpp._scheduler import Entry, Sequence
@@ -174,6 +175,7 @@ class LlamaBackend:
         self._native = native
         self._lock = compute_lock
         self._seed = seed
+        self._vocab_size = lc.llama_vocab_n_tokens(native.vocab)
 
     def decode(self, entries: list[Entry]) -> None:
         batch = self._native.batch
@@ -190,6 +192,9 @@ class LlamaBackend:
             raise EngineError(f"llama_decode returned {status}")
 
     def sample(self, seq: Sequence, index: int) -> int:
+        if seq.state is None:  # greedy: the first largest logit, read in place
+            logits = lc.llama_get_logits_ith(self._native.ctx, index)
+            return int(np.ctypeslib.as_array(logits, shape=(self._vocab_size,)).argmax())
         return int(lc.llama_sampler_sample(seq.state, self._native.ctx, index))
 
     def is_end(self, token: int) -> bool:
@@ -209,7 +214,8 @@ class LlamaBackend:
         lc.llama_memory_seq_cp(self._native.memory, src, dst, 0, n)
 
     def start(self, seq: Sequence) -> None:
-        seq.state = self.sampler(seq.options)
+        draw: Draw = seq.options
+        seq.state = None if draw.temperature <= 0 else self.sampler(draw)
 
     def stop(self, seq: Sequence) -> None:
         if seq.state is not None:
@@ -217,13 +223,10 @@ class LlamaBackend:
             seq.state = None
 
     def sampler(self, draw: Draw) -> Any:
-        """Top-k first, before anything that scans or sorts the vocabulary (a full sort of a
-        262k-token vocabulary per sequence per step is slow), then the repeat penalty, top-p,
-        min-p, temperature."""
+        """The chain of a sampled (temperature > 0) sequence: top-k first, before anything
+        that scans or sorts the vocabulary (a full sort of a 262k-token vocabulary per
+        sequence per step is slow), then the repeat penalty, top-p, min-p, temperature."""
         chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
-        if draw.temperature <= 0:
-            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
-            return chain
         if draw.top_k > 0:
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_k(draw.top_k))
         if draw.repeat_penalty != 1.0:
