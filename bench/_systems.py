@@ -47,9 +47,21 @@ class System:
         return {"messages": chat, "max_tokens": max_tokens, "temperature": temperature,
                 "stream": True, "stream_options": {"include_usage": True}}
 
+    retries: int = 0
+
     async def chat(self, http: httpx.AsyncClient, messages: list[dict], *,
                    system: str | None = None, max_tokens: int = 64,
                    temperature: float = 0.0) -> Reply:
+        """One streamed chat; a connection closed before any response (seen now and then
+        with both servers) is retried once, and counted in :attr:`retries`."""
+        try:
+            return await self._chat(http, messages, system, max_tokens, temperature)
+        except httpx.RemoteProtocolError:
+            self.retries += 1
+            return await self._chat(http, messages, system, max_tokens, temperature)
+
+    async def _chat(self, http: httpx.AsyncClient, messages: list[dict], system: str | None,
+                    max_tokens: int, temperature: float) -> Reply:
         started = time.perf_counter()
         ttft, pieces, tokens = None, [], 0
         async with http.stream("POST", self.url + self.path, headers=self.headers,

@@ -121,6 +121,9 @@ def main() -> None:
         if name in args.only:
             with start(gguf, args.port, slots=args.slots, threads=args.threads) as system:
                 results[name] = measure(system)
+                if system.retries:
+                    print(f"{name}: {system.retries} request(s) retried after a connection "
+                          "closed before any response")
     print(f"model {gguf.name}, {args.threads} threads, {args.slots} slots")
     report(results)
 
