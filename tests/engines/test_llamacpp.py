@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -325,3 +326,22 @@ def test_a_prefix_shared_by_concurrent_requests_is_invisible(gemma: ServerProces
                         max_tokens=12)
             assert reply["content"] == fresh["content"], question
     assert sum(r["usage"]["cache_read_input_tokens"] > 100 for r in together) >= 2
+
+
+def test_every_surface_reports_the_reused_prompt(api: httpx.Client) -> None:
+    system = SYSTEM + " Surfaces."
+    ask(api, "Name a sea.", model="gemma-single", system=system, max_tokens=2)
+    chat = api.post("/v1/chat/completions", json={
+        "model": "gemma-single", "max_tokens": 2, "temperature": 0,
+        "messages": [{"role": "system", "content": system},
+                     {"role": "user", "content": "Name a lake."}]}).json()
+    assert chat["usage"]["prompt_tokens_details"]["cached_tokens"] > 100
+    events = []
+    with api.stream("POST", "/v1/messages", json={
+            "model": "gemma-single", "max_tokens": 2, "temperature": 0, "stream": True,
+            "system": system, "messages": [{"role": "user", "content": "Name a bay."}]},
+            headers={"anthropic-version": "2023-06-01"}) as response:
+        events = [json.loads(line[6:]) for line in response.iter_lines()
+                  if line.startswith("data: ")]
+    (delta,) = [e for e in events if e["type"] == "message_delta"]
+    assert delta["usage"]["cache_read_input_tokens"] > 100
