@@ -30,6 +30,9 @@ def test_file_then_env_then_flags(tmp_path: Path) -> None:
     ("[server]\nprot = 1\n", "server.prot"),
     ("[server]\nport = 'x'\n", "server.port"),
     ("[[models]]\nslug = 'a'\nengine = 'gpt'\n", "models.0.engine"),
+    ("[[models]]\nslug = 'a'\n[models.options]\ndelay = 3\n", "models.0.options"),
+    ("[[models]]\nslug = 'a'\nengine = 'llamacpp'\nweights = 'w.gguf'\n[models.options]\n"
+     "chat_format = 'chatml'\n", "chat_format"),
     ("[[models]]\nslug = 'a'\n[[models]]\nslug = 'a'\n", "used twice"),
     ("[[models]]\nslug = 'a'\ndefault_max_tokens = 99\nmax_output_tokens = 10\n",
      "default_max_tokens"),

@@ -25,7 +25,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 # Claude 3 Haiku's list price, USD per million tokens.
 DEFAULT_PRICE_INPUT = 0.25
@@ -59,7 +67,7 @@ class Sampling(_Strict):
 class ModelConfig(_Strict):
     slug: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
     aliases: tuple[str, ...] = ()
-    engine: Literal["echo", "llamacpp"] = "echo"
+    engine: str = "echo"  # one of stratus.engines._registry.ENGINES
     weights: str | None = None  # llamacpp: "package:NAME" or a path to a GGUF file
     context_length: int = Field(default=8192, gt=0)
     max_output_tokens: int = Field(default=4096, gt=0)
@@ -84,6 +92,24 @@ class ModelConfig(_Strict):
         return round(((input_tokens - cached_input) * self.price_input
                       + cached_input * cached_price + output_tokens * self.price_output)
                      / 1_000_000, 10)
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, engine: str) -> str:
+        from stratus.engines._registry import ENGINES
+
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}: one of {', '.join(sorted(ENGINES))}")
+        return engine
+
+    @field_validator("options")
+    @classmethod
+    def _engine_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from stratus.engines._registry import engine_options
+
+        if "engine" in info.data:  # else the engine itself was refused
+            engine_options(info.data["engine"], options)
+        return options
 
     @model_validator(mode="after")
     def _limits(self) -> ModelConfig:

@@ -64,7 +64,7 @@ async def test_cancelling_the_consumer_stops_generation() -> None:
 
 
 def test_options_are_checked() -> None:
-    with pytest.raises(ValueError, match="unknown echo engine option"):
+    with pytest.raises(ValueError, match="speed: unknown option"):
         EchoEngine({"speed": 3})
     with pytest.raises(ValueError, match="delay_ms"):
         EchoEngine({"delay_ms": -1})

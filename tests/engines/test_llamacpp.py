@@ -252,12 +252,14 @@ async def test_an_api_node_loads_only_the_tokenizer_and_counts_the_same(
 
     from stratus.config import ModelConfig
     from stratus.engines import ChatMessage, GenerationRequest, TextPart
+    from stratus.engines._registry import LlamaCppOptions
     from stratus.engines.llamacpp import LlamaCppEngine
 
     config = ModelConfig(slug="gemma-3-270m", engine="llamacpp",
                          weights="package:gemma-3-270m", context_length=256,
                          options={"chat_format": "gemma"})
-    engine = LlamaCppEngine(config, gemma.data_dir, threading.Lock())
+    engine = LlamaCppEngine(config, LlamaCppOptions(chat_format="gemma"), gemma.data_dir,
+                            threading.Lock())
     await engine.start(generate=False)
     try:
         request = GenerationRequest(system="Be brief.", max_tokens=8, messages=(

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from stratus.engines._registry import EchoOptions, engine_options
 from stratus.engines._stops import StopMatcher
 from stratus.engines._types import (
     EngineEvent,
@@ -27,13 +28,11 @@ def _words(text: str) -> list[str]:
 
 
 class EchoEngine:
-    def __init__(self, options: dict[str, Any] | None = None) -> None:
-        options = dict(options or {})
-        self.delay = float(options.pop("delay_ms", 0)) / 1000.0
-        if self.delay < 0:
-            raise ValueError("echo option delay_ms must be >= 0")
-        if options:
-            raise ValueError(f"unknown echo engine option(s): {', '.join(sorted(options))}")
+    def __init__(self, options: EchoOptions | dict[str, Any] | None = None) -> None:
+        if not isinstance(options, EchoOptions):
+            options = engine_options("echo", options or {})
+            assert isinstance(options, EchoOptions)
+        self.delay = options.delay_ms / 1000.0
 
     async def start(self, generate: bool = True) -> None:
         return None

@@ -14,6 +14,7 @@ from typing import Any
 
 from stratus.config import ModelConfig
 from stratus.engines._chat import ChatFormat, GemmaFormat, TemplateFormat
+from stratus.engines._registry import LlamaCppOptions
 from stratus.engines._types import EngineEvent, Finished, GenerationRequest
 from stratus.engines.llamacpp._native import Draw, EngineError, LlamaBackend, Native
 from stratus.engines.llamacpp._scheduler import Scheduler, Sequence
@@ -21,8 +22,6 @@ from stratus.weights import resolve
 
 log = logging.getLogger("stratus.engines.llamacpp")
 
-_OPTIONS = {"n_threads", "prefill_chunk", "chat_format", "seed", "prompt_reuse"}
-_FORMATS = {"auto", "gemma", "template"}
 
 
 def default_threads() -> int:
@@ -51,25 +50,18 @@ def _deliver(batches: list[tuple[asyncio.Queue[Any], list[Any]]]) -> None:
 
 
 class LlamaCppEngine:
-    def __init__(self, config: ModelConfig, data_dir: Path, compute_lock: threading.Lock) -> None:
-        options = dict(config.options)
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise ValueError(f"model {config.slug!r}: unknown llamacpp option(s): "
-                             f"{', '.join(sorted(unknown))}")
+    def __init__(self, config: ModelConfig, options: LlamaCppOptions, data_dir: Path,
+                 compute_lock: threading.Lock) -> None:
         if not config.weights:
             raise ValueError(f"model {config.slug!r}: the llamacpp engine needs `weights`")
         self.config = config
         self._data_dir = data_dir
         self._lock = compute_lock
-        self._threads = int(options.get("n_threads") or default_threads())
-        self._chunk = int(options.get("prefill_chunk", 256))
-        self._format_name = options.get("chat_format", "auto")
-        if self._format_name not in _FORMATS:
-            raise ValueError(f"model {config.slug!r}: chat_format must be one of "
-                             f"{', '.join(sorted(_FORMATS))}")
-        self._seed = options.get("seed")
-        self._reuse = bool(options.get("prompt_reuse", True))
+        self._threads = options.n_threads or default_threads()
+        self._chunk = options.prefill_chunk
+        self._format_name = options.chat_format
+        self._seed = options.seed
+        self._reuse = options.prompt_reuse
         self._native: Native | None = None
         self._format: ChatFormat | None = None
         self._scheduler: Scheduler | None = None
