@@ -114,6 +114,19 @@ async def test_release_returns_job_without_spending_an_attempt(make) -> None:
     assert record.started_at is None
 
 
+async def test_a_busy_hand_back_is_counted_apart_from_attempts(make) -> None:
+    store = make()
+    await store.submit(job(1))
+    for n in (1, 2):
+        claim = await store.claim(["m"], "w")
+        assert await store.release(claim, busy=True)
+        record = await store.get("j1")
+        assert record.status is Status.QUEUED and record.attempts == 0
+        assert record.handbacks == n
+    assert await store.release(await store.claim(["m"], "w"))  # a shutdown's hand-back
+    assert (await store.get("j1")).handbacks == 2
+
+
 async def test_cancel_queued_processing_and_ended(make) -> None:
     store = make()
     await store.submit(job(1))

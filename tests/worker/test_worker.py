@@ -11,7 +11,7 @@ import pytest
 from stratus._sqlite import SqliteDB
 from stratus.accounts import HistoryQuery
 from stratus.config import ModelConfig
-from stratus.engines import GenerationRequest
+from stratus.engines import EngineBusy, GenerationRequest
 from stratus.engines.echo import EchoEngine
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.store import ErrorType, NewJob, SqliteJobStore, Status
@@ -26,6 +26,22 @@ class BrokenEngine(EchoEngine):
     async def generate(self, request: GenerationRequest) -> AsyncIterator:
         raise RuntimeError("device lost")
         yield  # pragma: no cover
+
+
+class BusyEngine(EchoEngine):
+    """An engine whose upstream is at capacity for its first ``busy`` requests."""
+
+    def __init__(self, busy: int) -> None:
+        super().__init__()
+        self.busy = busy
+        self.calls = 0
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator:
+        self.calls += 1
+        if self.calls <= self.busy:
+            raise EngineBusy("upstream at capacity", retry_after=0.05)
+        async for event in super().generate(request):
+            yield event
 
 
 def registry(delay_ms: float = 0, slots: int = 8, timeout: float = 60) -> ModelRegistry:
@@ -196,3 +212,25 @@ async def test_output_policy_stops_the_job_and_the_outcome_is_settled(tmp_path: 
         assert (await accounts.account("team")).reserved == 0
     finally:
         db.close()
+
+
+async def test_a_busy_engine_hands_the_job_back_without_spending_attempts(store) -> None:
+    engine = BusyEngine(busy=3)
+    models = ModelRegistry([ModelSpec(ModelConfig(slug="echo"), engine)])
+    worker = start(store, models)
+    await put(store, "later", "served after all")
+    record = await until(store, "later", Status.COMPLETED, Status.FAILED)
+    assert record.status is Status.COMPLETED and record.result.text == "served after all"
+    assert record.handbacks == 3 and record.attempts == 1 and engine.calls == 4
+    await worker.stop(1)
+
+
+async def test_an_engine_busy_for_too_long_fails_the_job(store) -> None:
+    models = ModelRegistry([ModelSpec(ModelConfig(slug="echo"), BusyEngine(busy=100))])
+    worker = Worker(store, models, lease_seconds=1, sweep_interval=0.2, max_handbacks=2)
+    worker.start()
+    await put(store, "never", "x")
+    record = await until(store, "never", Status.FAILED, Status.COMPLETED)
+    assert record.error_type == ErrorType.ENGINE and "stayed busy" in record.error
+    assert record.handbacks == 2 and record.attempts == 1
+    await worker.stop(1)

@@ -4,6 +4,7 @@ from stratus.engines._registry import build_engine
 from stratus.engines._types import (
     ChatMessage,
     Engine,
+    EngineBusy,
     EngineEvent,
     Finished,
     GenerationRequest,
@@ -16,6 +17,7 @@ from stratus.engines._types import (
 __all__ = [
     "ChatMessage",
     "Engine",
+    "EngineBusy",
     "EngineEvent",
     "Finished",
     "GenerationRequest",

@@ -85,6 +85,17 @@ class Finished:
 EngineEvent = TextDelta | Finished
 
 
+class EngineBusy(Exception):
+    """The engine cannot take the request now (an upstream at capacity, a 429 or 503 before
+    any output). Raised before the first text, it hands the job back to the queue without
+    spending an attempt; the worker waits ``retry_after`` seconds before claiming another
+    job of the model."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Engine(Protocol):
     """A model runtime. One instance serves one configured model."""
 

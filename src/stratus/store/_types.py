@@ -122,6 +122,7 @@ class JobRecord:
     error_type: str | None = None
     queue_position: int | None = None
     input_tokens: int | None = None  # as counted at admission (None: not recorded)
+    handbacks: int = 0  # times a busy engine handed it back to the queue
 
     @property
     def cost(self) -> float:
@@ -233,8 +234,9 @@ class JobStore(Protocol):
         runs every worker of the store (the embedded server), at its start."""
         ...
 
-    async def release(self, claim: Claim) -> bool:
-        """Hand a held job back to the queue without counting the attempt (shutdown)."""
+    async def release(self, claim: Claim, busy: bool = False) -> bool:
+        """Hand a held job back to the queue without counting the attempt (shutdown;
+        ``busy``: its engine could not take it now, counted in ``handbacks``)."""
         ...
 
     async def cancel(self, job_id: str) -> tuple[JobRecord | None, bool]:

@@ -50,7 +50,7 @@ SEEN_EVERY = 1.0  # seconds between a worker's sightings recorded by its claims
 KEEP_EXPIRED = 300.0  # as the SQLite store: expired records are deleted this much later
 _COLUMNS = ("id, account_id, model, requested_model, status, request, created_at, attempts, "
             "started_at, completed_at, expires_at, result, metrics, error, error_type, "
-            "input_tokens, seq")
+            "input_tokens, handbacks, seq")
 _POSITION = ("(SELECT count(*) FROM jobs q WHERE q.status = 'QUEUED' AND q.model = j.model "
              "AND q.seq < j.seq) + 1")
 _SELECT = (f"SELECT {_COLUMNS}, CASE WHEN status = 'QUEUED' THEN {_POSITION} END AS position, "
@@ -67,7 +67,7 @@ def _record(row: dict[str, Any]) -> JobRecord:
         result=Message.from_dict(json.loads(row["result"])) if row["result"] else None,
         metrics=Metrics.from_dict(json.loads(row["metrics"])) if row["metrics"] else None,
         error=row["error"], error_type=row["error_type"], queue_position=row.get("position"),
-        input_tokens=row["input_tokens"])
+        input_tokens=row["input_tokens"], handbacks=row["handbacks"])
 
 
 async def _fetch(conn: Connection, job_id: str, expired: bool = False) -> JobRecord | None:
@@ -325,13 +325,14 @@ class PostgresJobStore:
         await self._changed(*ids, ended=True)
         return ids
 
-    async def release(self, claim: Claim) -> bool:
+    async def release(self, claim: Claim, busy: bool = False) -> bool:
         async with self._pg.connection() as conn:
             cur = await conn.execute(
                 "UPDATE jobs SET status = 'QUEUED', attempts = GREATEST(attempts - 1, 0), "
-                "started_at = NULL, lease_token = NULL, lease_owner = NULL, "
-                "lease_expires_at = NULL WHERE id = %s AND status = 'PROCESSING' "
-                "AND lease_token = %s", (claim.job.id, claim.token))
+                "handbacks = handbacks + %s, started_at = NULL, lease_token = NULL, "
+                "lease_owner = NULL, lease_expires_at = NULL WHERE id = %s "
+                "AND status = 'PROCESSING' AND lease_token = %s",
+                (int(busy), claim.job.id, claim.token))
             done = cur.rowcount == 1
         if done:
             await self._changed(claim.job.id, work=True)

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     metrics TEXT,
     error TEXT,
     error_type TEXT,
-    input_tokens INTEGER
+    input_tokens INTEGER,
+    handbacks INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, model, seq);
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_expires_at);
@@ -72,6 +73,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
     if "input_tokens" not in columns:
         conn.execute("ALTER TABLE jobs ADD COLUMN input_tokens INTEGER")
+    if "handbacks" not in columns:
+        conn.execute("ALTER TABLE jobs ADD COLUMN handbacks INTEGER NOT NULL DEFAULT 0")
 
 
 def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> JobRecord:
@@ -100,6 +103,7 @@ def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> JobRecord:
         error_type=row["error_type"],
         queue_position=position,
         input_tokens=row["input_tokens"],
+        handbacks=row["handbacks"],
     )
 
 
@@ -298,19 +302,20 @@ class SqliteJobStore:
              for job_id in ids])
         return ids
 
-    async def release(self, claim: Claim) -> bool:
-        done = await self._db.write(self._release, claim)
+    async def release(self, claim: Claim, busy: bool = False) -> bool:
+        done = await self._db.write(self._release, claim, busy)
         if done:
             self._notify.job_changed(claim.job.id)
             self._notify.work_available()
         return done
 
-    def _release(self, conn: sqlite3.Connection, claim: Claim) -> bool:
+    def _release(self, conn: sqlite3.Connection, claim: Claim, busy: bool) -> bool:
         cur = conn.execute(
             "UPDATE jobs SET status = 'QUEUED', attempts = MAX(attempts - 1, 0), "
-            "started_at = NULL, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL "
+            "handbacks = handbacks + ?, started_at = NULL, lease_token = NULL, "
+            "lease_owner = NULL, lease_expires_at = NULL "
             "WHERE id = ? AND status = 'PROCESSING' AND lease_token = ?",
-            (claim.job.id, claim.token),
+            (int(busy), claim.job.id, claim.token),
         )
         return cur.rowcount == 1
 

@@ -36,4 +36,13 @@ class Released:
     metrics: Metrics | None = None
 
 
-Outcome = Completed | Failed | Lost | Released
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """The engine could not take the job now and generated nothing: back to the queue
+    without spending an attempt."""
+
+    reason: str
+    retry_after: float
+
+
+Outcome = Completed | Failed | Lost | Released | Busy

@@ -14,16 +14,18 @@ import logging
 import time
 import uuid
 
-from stratus.engines import Finished, GenerationRequest, TextDelta
+from stratus.engines import EngineBusy, Finished, GenerationRequest, TextDelta
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
 from stratus.store import Claim, ErrorType, JobRecord, JobStore, Metrics, Status
 from stratus.streams import LocalTokenStream, TokenStream
-from stratus.worker._events import Completed, Failed, Lost, Outcome, Released
+from stratus.worker._events import Busy, Completed, Failed, Lost, Outcome, Released
 from stratus.worker._result import message_body, metrics
 
 log = logging.getLogger("stratus.worker")
+
+MAX_HANDBACKS = 20  # a job a busy engine handed back this often fails
 
 
 class PolicyBlocked(Exception):
@@ -58,7 +60,10 @@ class Worker:
     def __init__(self, store: JobStore, models: ModelRegistry, *, lease_seconds: float,
                  sweep_interval: float, worker_id: str | None = None,
                  bus: TokenStream | None = None, outcomes: Outcomes | None = None,
-                 policy: ContentPolicy | None = None) -> None:
+                 policy: ContentPolicy | None = None,
+                 max_handbacks: int = MAX_HANDBACKS) -> None:
+        """``max_handbacks``: how many times a job may be handed back by a busy engine before
+        it fails."""
         self.id = worker_id or "worker-" + uuid.uuid4().hex[:12]
         self._bus: TokenStream = bus or LocalTokenStream()
         self._store = store
@@ -73,6 +78,8 @@ class Worker:
         self._draining = False
         self._releasing = False
         self._loop_task: asyncio.Task[None] | None = None
+        self._max_handbacks = max_handbacks
+        self._paused: dict[str, float] = {}  # model -> monotonic time its engine is busy until
 
     @property
     def models(self) -> ModelRegistry:
@@ -128,8 +135,13 @@ class Worker:
                         await self._outcomes.after_sweep(report)
                     next_sweep = now + self._sweep_interval
                 wait = max(next_sweep - time.monotonic(), 0.0)
+                now = time.monotonic()
+                paused = [until for until in self._paused.values() if until > now]
+                if paused:  # look again when the first busy engine may take work
+                    wait = min(wait, min(paused) - now)
                 free = [slug for slug, n in self._inflight.items()
-                        if n < self._models.resolve(slug).config.batch_slots]
+                        if n < self._models.resolve(slug).config.batch_slots
+                        and self._paused.get(slug, 0.0) <= now]
                 if not free:
                     self._slot_freed.clear()
                     with contextlib.suppress(TimeoutError):
@@ -173,6 +185,10 @@ class Worker:
                 ended = await self._store.fail(claim, outcome.error, outcome.error_type)
             elif isinstance(outcome, Released) and await self._store.release(claim):
                 return outcome
+            elif isinstance(outcome, Busy) and await self._store.release(claim, busy=True):
+                self._paused[claim.job.model] = time.monotonic() + outcome.retry_after
+                self._slot_freed.set()
+                return outcome
             if self._outcomes is None:
                 return outcome
             if ended is not None:
@@ -212,6 +228,14 @@ class Worker:
             raise
         except PolicyBlocked as exc:
             return Failed(str(exc), ErrorType.POLICY)
+        except EngineBusy as exc:
+            if progress.first_token is not None:  # text was sent: it cannot start again
+                return Failed(f"the engine failed: {exc}", ErrorType.ENGINE)
+            if job.handbacks >= self._max_handbacks:
+                return Failed(f"the engine stayed busy ({exc}); the request was handed back "
+                              f"to the queue {job.handbacks} times and is given up",
+                              ErrorType.ENGINE)
+            return Busy(str(exc), max(exc.retry_after, 0.0))
         except TimeoutError:
             return Failed(
                 f"the request ran past model {spec.slug!r}'s execution timeout of "
