@@ -75,11 +75,8 @@ class Postgres:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         """A connection in a transaction, committed when the block ends without an error."""
-        try:
-            async with self.pool.connection() as conn, conn.transaction():
-                yield conn
-        except (psycopg.OperationalError, PoolTimeout) as exc:
-            raise DatabaseUnavailable(exc) from exc
+        async with self.connection() as conn, conn.transaction():
+            yield conn
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from stratus._sqlite import SqliteDB
@@ -54,7 +54,6 @@ class Database:
     on_webhook: Callable[[Callable[[], None]], None] = lambda listener: None
     shared: bool = False
     settles_on_end: bool = False
-    url: str = field(default="", repr=False)
 
 
 def database_url(config: Config) -> str:
@@ -90,7 +89,7 @@ def _sqlite(config: Config, path: Path) -> Database:
     async def close() -> None:
         db.close()
 
-    return Database(store=store, accounts=accounts, admit=admit, close=close, url=str(path))
+    return Database(store=store, accounts=accounts, admit=admit, close=close)
 
 
 def _postgres(config: Config, url: str) -> Database:
@@ -137,7 +136,7 @@ def _postgres(config: Config, url: str) -> Database:
         await pg.close()
 
     return Database(store=store, accounts=accounts, admit=admit, open=open_, close=close,
-                    on_webhook=store.on_webhook, shared=True, settles_on_end=True, url=url)
+                    on_webhook=store.on_webhook, shared=True, settles_on_end=True)
 
 
 def rate_limiter(config: Config) -> RateLimiter:

@@ -45,10 +45,11 @@ class ModelRegistry:
     def __iter__(self) -> Iterator[ModelSpec]:
         return iter(self._specs.values())
 
-    async def start(self, generate: bool = True) -> None:
-        """Load every model (``generate=False``: only their tokenizers)."""
+    async def start(self, generating: Collection[str]) -> None:
+        """Load every model: those in ``generating`` (slugs) whole, the others only their
+        tokenizers."""
         for spec in self:
-            await spec.engine.start(generate)
+            await spec.engine.start(generate=spec.slug in generating)
 
     def only(self, slugs: Collection[str]) -> ModelRegistry:
         """The models named (slugs or aliases), for a worker that serves just those."""

@@ -115,12 +115,8 @@ class Runtime:
 
     async def start(self) -> None:
         await self.database.open()
-        if self.worker is None:
-            await self.models.start(generate=False)
-        else:
-            served = {spec.slug for spec in self.worker.models}
-            for spec in self.models:
-                await spec.engine.start(generate=spec.slug in served)
+        await self.models.start([] if self.worker is None
+                                else [spec.slug for spec in self.worker.models])
         if self.role == "all" and not self.database.shared:
             await self._fail_unserved()
         await self.outcomes.reconcile()  # before the first sweep removes any expired job

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import psycopg
 import pytest
 
-from stratus._postgres import Postgres, migrations
+from stratus._postgres import SWEEP_LOCK, Postgres, migrations
 from stratus.store import Metrics, NewJob, Status
 from stratus.store.postgres import PostgresJobStore
 from tests._server import free_port
@@ -117,7 +117,7 @@ async def test_one_sweep_at_a_time(pools, postgres_url) -> None:
     await store.claim(["m"], "w")
     await asyncio.sleep(0.05)
     async with pg.transaction() as conn:  # another node is sweeping
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x5374_7261_7475_7302,))
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SWEEP_LOCK,))
         other = PostgresJobStore(pools())
         await other._pg.open()
         assert (await other.sweep()).requeued == ()  # skipped, not blocked

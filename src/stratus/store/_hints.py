@@ -35,7 +35,6 @@ class RedisHints:
         self._task: asyncio.Task[None] | None = None
         self._warned = 0.0
         self._closing = False
-        self.subscribed = asyncio.Event()
 
     def on_webhook(self, listener: Callable[[], None]) -> None:
         self._webhook_listeners.append(listener)
@@ -67,9 +66,9 @@ class RedisHints:
         if webhook:
             messages.append((_keys.WEBHOOKS_CHANNEL, "1"))
         if messages:
-            await self.publish(*messages)
+            await self._publish(*messages)
 
-    async def publish(self, *messages: tuple[str, str]) -> None:
+    async def _publish(self, *messages: tuple[str, str]) -> None:
         """``(channel, data)`` pairs, in one round trip."""
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -88,7 +87,6 @@ class RedisHints:
             try:
                 await pubsub.subscribe(_keys.JOBS_CHANNEL, _keys.ENDED_CHANNEL,
                                        _keys.WORK_CHANNEL, _keys.WEBHOOKS_CHANNEL)
-                self.subscribed.set()
                 # Anything published while we were away is lost: wake everyone to re-read.
                 self._notifier.wake_all()
                 while not self._closing:
@@ -96,7 +94,6 @@ class RedisHints:
                     if message is not None:
                         self._deliver(message["channel"], message["data"])
             except (RedisError, OSError) as exc:
-                self.subscribed.clear()
                 self._warn(f"lost the wake-up channel ({exc}); re-subscribing")
                 await asyncio.sleep(0.5)
             finally:
