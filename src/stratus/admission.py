@@ -9,7 +9,8 @@ What is cheap comes first and what takes something last:
    at (429): a key out of requests never gets its body worked on, and a key's concurrent
    admissions are bounded by its limit;
 3. an account that could not pay for a single token is refused (406);
-4. ``prepare`` checks the body and counts its tokens, off the event loop;
+4. ``prepare`` checks the body off the event loop; image URLs of a vision model are
+   fetched (400 if they may not be); the engine counts the tokens;
 5. the content policy (the job starts FAILED), the webhook URL (400, also when its host
    does not resolve within 10 s);
 6. the tokens are taken; the credits are reserved (406), the request recorded and the job
@@ -42,7 +43,7 @@ from stratus.errors import (
 )
 from stratus.limits import LimitState, RateLimiter
 from stratus.models import ModelSpec
-from stratus.normalize import Normalized
+from stratus.normalize import Checked, ImageFetcher, Normalized, fit
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
 from stratus.store import (
@@ -61,17 +62,17 @@ from stratus.webhooks import check_url
 class Submission:
     """A request as a surface hands it to admission: the same for every surface.
 
-    ``prepare`` checks the body and counts its tokens (run off the event loop unless the
-    body is small: ``body_size`` bytes). ``body``: the parsed JSON, what an
-    ``Idempotency-Key`` is bound to. ``stream``: the body asks for a stream (for a replay,
-    whose body is not worked on again). ``wants_result``: the caller waits for the answer (a
-    sync route), so a replay of a request whose result has expired is a 404 rather than its
-    bare status."""
+    ``prepare`` checks the body (run off the event loop unless the body is small:
+    ``body_size`` bytes); its tokens are counted after, by the model's engine. ``body``: the
+    parsed JSON, what an ``Idempotency-Key`` is bound to. ``stream``: the body asks for a
+    stream (for a replay, whose body is not worked on again). ``wants_result``: the caller
+    waits for the answer (a sync route), so a replay of a request whose result has expired
+    is a 404 rather than its bare status."""
 
     caller: Caller
     spec: ModelSpec
     requested_model: str  # the model as the client named it
-    prepare: Callable[[], Normalized]
+    prepare: Callable[[], Checked]
     request_id: str
     body: Any
     idempotency_key: str | None = None
@@ -164,6 +165,8 @@ class Admitter:
         self._policy = policy
         self._offload = offload
         self._outcomes = outcomes
+        self._images = ImageFetcher(allow_private=config.images.allow_private,
+                                    timeout=config.images.fetch_timeout)
         self._same_key: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
     async def submit(self, sub: Submission) -> tuple[Admission, Normalized | None]:
@@ -188,7 +191,8 @@ class Admitter:
         await taken.take_request()
         try:
             _check_some_credit(caller, spec)
-            normalized = await self._offload.run(sub.prepare, size=sub.body_size)
+            checked = await self._offload.run(sub.prepare, size=sub.body_size)
+            normalized = await fit(checked, spec, self._images)
             request = normalized.request
             blocked = self._policy.input_violation(request)
             webhook = sub.webhook
@@ -211,6 +215,9 @@ class Admitter:
             await taken.give_back()
             return Admission(record, None), normalized
         return Admission(record, taken.state), normalized
+
+    async def close(self) -> None:
+        await self._images.close()
 
     async def _queue(self, caller: Caller, spec: ModelSpec, job: NewJob,
                      normalized: Normalized, webhook: str | None,
@@ -270,8 +277,7 @@ class Admitter:
         request = GenerationRequest.model_validate(record.request)
         input_tokens = record.input_tokens
         if input_tokens is None:  # a job queued before its count was kept
-            input_tokens = await self._offload.run(spec.engine.count_tokens, request) \
-                if stream else 0
+            input_tokens = await spec.engine.count_tokens(request) if stream else 0
         return Normalized(request=request, input_tokens=input_tokens, stream=stream)
 
     async def _expired_replay(self, caller: Caller, job_id: str,

@@ -144,6 +144,14 @@ class WebhookConfig(_Strict):
     retry_window: float = Field(default=3600.0, gt=0)  # give up this long after the job ended
 
 
+class ImagesConfig(_Strict):
+    """Image URLs in requests to vision models are fetched at admission (see
+    ``stratus.normalize._fetch``)."""
+
+    allow_private: bool = False  # allow URLs resolving to loopback, private, link-local
+    fetch_timeout: float = Field(default=10.0, gt=0, le=120)  # seconds per image, in all
+
+
 class PolicyRule(_Strict):
     """Words (case-insensitive, whole words) and regular expressions that block a request."""
 
@@ -220,6 +228,7 @@ def _default_models() -> tuple[ModelConfig, ...]:
 class Config(_Strict):
     server: ServerConfig = ServerConfig()
     webhooks: WebhookConfig = WebhookConfig()
+    images: ImagesConfig = ImagesConfig()
     policy: PolicyConfig = PolicyConfig()
     database: DatabaseConfig = DatabaseConfig()
     redis: RedisConfig = RedisConfig()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stratus.config import ModelConfig
-from stratus.engines import Engine, build_engine
+from stratus.engines import Engine, Host, build_engine
 from stratus.errors import NotFound
 
 
@@ -21,6 +21,12 @@ class ModelSpec:
     def slug(self) -> str:
         return self.config.slug
 
+    def state(self) -> dict[str, Any]:
+        """``ready``, or ``cooldown`` with why and when its upstream is asked again."""
+        health = self.engine.health()
+        return {"state": health.state, "reason": health.reason,
+                "next_probe_at": None if health.until is None else round(health.until, 3)}
+
 
 class ModelRegistry:
     def __init__(self, specs: list[ModelSpec]) -> None:
@@ -30,8 +36,8 @@ class ModelRegistry:
 
     @classmethod
     def from_config(cls, models: tuple[ModelConfig, ...], data_dir: Path) -> ModelRegistry:
-        lock = threading.Lock()
-        return cls([ModelSpec(config=m, engine=build_engine(m, data_dir, lock))
+        host = Host(data_dir)
+        return cls([ModelSpec(config=m, engine=build_engine(m, host))
                     for m in models])
 
     def resolve(self, name: str) -> ModelSpec:

@@ -184,6 +184,7 @@ class Runtime:
         await self.limiter.close()
         await self.bus.close()
         self.offload.close()
+        await self.admitter.close()
         await self.database.close()
 
     @property

@@ -15,8 +15,14 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
+    """200 while this process admits (and runs) requests, with the state of each model it
+    serves: a model whose upstream cools down is reported, not counted against the
+    process."""
     runtime = request.app.state.runtime
+    served = runtime.models if runtime.worker is None else runtime.worker.models
+    models = {spec.slug: spec.state() for spec in served}
     if runtime.ready:
-        return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "ready", "models": models})
     reason = "shutting down" if runtime.draining else "worker not running"
-    return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+    return JSONResponse({"status": "not ready", "reason": reason, "models": models},
+                        status_code=503)

@@ -1,11 +1,12 @@
 """Engines: model runtimes behind one protocol."""
 
-from stratus.engines._registry import build_engine
+from stratus.engines._registry import Host, build_engine
 from stratus.engines._types import (
     ChatMessage,
     Engine,
     EngineBusy,
     EngineEvent,
+    EngineHealth,
     Finished,
     GenerationRequest,
     ImagePart,
@@ -19,8 +20,10 @@ __all__ = [
     "Engine",
     "EngineBusy",
     "EngineEvent",
+    "EngineHealth",
     "Finished",
     "GenerationRequest",
+    "Host",
     "ImagePart",
     "StopReason",
     "TextDelta",

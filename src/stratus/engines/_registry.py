@@ -5,48 +5,57 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from stratus.engines._options import (
+    AnthropicOptions,
+    EchoOptions,
+    EngineOptions,
+    LlamaCppOptions,
+    OpenAIOptions,
+)
 from stratus.engines._types import Engine
 
 if TYPE_CHECKING:
     from stratus.config import ModelConfig
 
 
-class EngineOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+@dataclass(frozen=True, slots=True)
+class Host:
+    """What the engines of one process share: where models are cached, and one compute lock
+    (local engines decode one at a time: two compute loops on the same cores crawl)."""
+
+    data_dir: Path
+    compute_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class EchoOptions(EngineOptions):
-    delay_ms: float = Field(default=0.0, ge=0)  # a delay per output token
+Build = Callable[["ModelConfig", Any, Host], Engine]
 
 
-class LlamaCppOptions(EngineOptions):
-    n_threads: int | None = Field(default=None, gt=0)  # None: the cores
-    prefill_chunk: int = Field(default=256, gt=0)  # prompt tokens per step
-    chat_format: Literal["auto", "gemma", "template"] = "auto"
-    seed: int | None = None  # the default sampling seed (None: random)
-    prompt_reuse: bool = True  # keep slots' KV for the prompts that follow
-
-
-Build = Callable[["ModelConfig", Any, Path, threading.Lock], Engine]
-
-
-def _echo(model: ModelConfig, options: Any, data_dir: Path, lock: threading.Lock) -> Engine:
+def _echo(model: ModelConfig, options: Any, host: Host) -> Engine:
     from stratus.engines.echo import EchoEngine
 
-    return EchoEngine(options)
+    return EchoEngine(options, slots=model.batch_slots)
 
 
-def _llamacpp(model: ModelConfig, options: Any, data_dir: Path,
-              lock: threading.Lock) -> Engine:
+def _llamacpp(model: ModelConfig, options: Any, host: Host) -> Engine:
     from stratus.engines.llamacpp import LlamaCppEngine
 
-    return LlamaCppEngine(model, options, data_dir, lock)
+    return LlamaCppEngine(model, options, host.data_dir, host.compute_lock)
+
+
+def _openai(model: ModelConfig, options: Any, host: Host) -> Engine:
+    from stratus.engines.remote import OpenAIEngine
+
+    return OpenAIEngine(model, options)
+
+
+def _anthropic(model: ModelConfig, options: Any, host: Host) -> Engine:
+    from stratus.engines.remote import AnthropicEngine
+
+    return AnthropicEngine(model, options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,8 @@ class EngineKind:
 ENGINES: dict[str, EngineKind] = {
     "echo": EngineKind(EchoOptions, _echo),
     "llamacpp": EngineKind(LlamaCppOptions, _llamacpp),
+    "openai": EngineKind(OpenAIOptions, _openai),
+    "anthropic": EngineKind(AnthropicOptions, _anthropic),
 }
 
 
@@ -77,8 +88,6 @@ def engine_options(engine: str, options: dict[str, Any]) -> EngineOptions:
         raise ValueError(f"{engine} options: {problems} (its options: {known})") from None
 
 
-def build_engine(model: ModelConfig, data_dir: Path, compute_lock: threading.Lock) -> Engine:
-    """``compute_lock`` is shared by every engine of the process: one decode at a time."""
+def build_engine(model: ModelConfig, host: Host) -> Engine:
     kind = ENGINES[model.engine]
-    return kind.build(model, engine_options(model.engine, model.options), data_dir,
-                      compute_lock)
+    return kind.build(model, engine_options(model.engine, model.options), host)

@@ -96,6 +96,19 @@ class EngineBusy(Exception):
         self.retry_after = retry_after
 
 
+@dataclass(frozen=True, slots=True)
+class EngineHealth:
+    """``ready``; or ``cooldown``: an upstream that kept failing is left alone (its jobs wait
+    QUEUED) until a probe finds it answering again, next at ``until`` (epoch seconds)."""
+
+    state: Literal["ready", "cooldown"] = "ready"
+    reason: str | None = None
+    until: float | None = None
+
+
+READY = EngineHealth()
+
+
 class Engine(Protocol):
     """A model runtime. One instance serves one configured model."""
 
@@ -106,8 +119,15 @@ class Engine(Protocol):
 
     async def close(self) -> None: ...
 
-    def count_tokens(self, request: GenerationRequest) -> int:
-        """Input tokens of ``request`` as this model sees them (system and turns included)."""
+    def capacity(self) -> int:
+        """How many requests it may run at once now (0 while it can take none)."""
+        ...
+
+    def health(self) -> EngineHealth: ...
+
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        """Input tokens of ``request`` as this model sees them (system and turns included).
+        May do I/O (an upstream's tokenizer) or take a thread (a local one)."""
         ...
 
     def min_tokens(self, chars: int) -> int:

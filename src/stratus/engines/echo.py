@@ -11,10 +11,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from stratus.engines._registry import EchoOptions, engine_options
+from stratus.engines._options import EchoOptions
+from stratus.engines._registry import engine_options
 from stratus.engines._stops import StopMatcher
 from stratus.engines._types import (
+    READY,
     EngineEvent,
+    EngineHealth,
     Finished,
     GenerationRequest,
     ImagePart,
@@ -28,11 +31,13 @@ def _words(text: str) -> list[str]:
 
 
 class EchoEngine:
-    def __init__(self, options: EchoOptions | dict[str, Any] | None = None) -> None:
+    def __init__(self, options: EchoOptions | dict[str, Any] | None = None,
+                 slots: int = 8) -> None:
         if not isinstance(options, EchoOptions):
             options = engine_options("echo", options or {})
             assert isinstance(options, EchoOptions)
         self.delay = options.delay_ms / 1000.0
+        self.slots = slots
 
     async def start(self, generate: bool = True) -> None:
         return None
@@ -40,7 +45,17 @@ class EchoEngine:
     async def close(self) -> None:
         return None
 
-    def count_tokens(self, request: GenerationRequest) -> int:
+    def capacity(self) -> int:
+        return self.slots
+
+    def health(self) -> EngineHealth:
+        return READY
+
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        return self._count(request)
+
+    @staticmethod
+    def _count(request: GenerationRequest) -> int:
         count = len(_words(request.system or ""))
         for message in request.messages:
             for part in message.parts:
@@ -51,7 +66,7 @@ class EchoEngine:
         return 0  # a word may be of any length
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
-        input_tokens = self.count_tokens(request)
+        input_tokens = self._count(request)
         last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
         words = _words(last_user.text) if last_user else []
         matcher = StopMatcher(request.stop_sequences)

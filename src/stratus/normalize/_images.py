@@ -27,14 +27,14 @@ def image_part(block: ImageBlock | ImageUrlBlock, path: str) -> ImagePart:
         url = block.image_url.url
         match = _DATA_URL.match(url)
         if match:
-            return _inline(match["type"], match["data"], f"{path}.image_url.url")
+            return inline_part(match["type"], match["data"], f"{path}.image_url.url")
         return ImagePart(url=_web_url(url, f"{path}.image_url.url"))
     if isinstance(block.source, Base64Source):
-        return _inline(block.source.media_type, block.source.data, f"{path}.source")
+        return inline_part(block.source.media_type, block.source.data, f"{path}.source")
     return ImagePart(url=_web_url(block.source.url, f"{path}.source.url"))
 
 
-def _inline(media_type: str, data: str, path: str) -> ImagePart:
+def inline_part(media_type: str, data: str, path: str) -> ImagePart:
     fmt = MEDIA_TYPES.get(media_type)
     if fmt is None:
         raise InvalidRequest(

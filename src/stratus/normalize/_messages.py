@@ -7,11 +7,22 @@ from dataclasses import dataclass
 from stratus.engines import ChatMessage, GenerationRequest, ImagePart, TextPart
 from stratus.errors import InvalidRequest
 from stratus.models import ModelSpec
+from stratus.normalize._fetch import ImageFetcher
 from stratus.normalize._images import image_part
 from stratus.protocol.messages import Message, MessagesRequest, TextBlock
 
 MAX_STOP_SEQUENCES = 16
 MAX_TOP_K = 1_000_000  # more than any vocabulary: the same as no top_k
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A request checked against its model, not yet counted. ``max_tokens_given``: the
+    client set ``max_tokens`` (else it may shrink to what the context leaves)."""
+
+    request: GenerationRequest
+    stream: bool
+    max_tokens_given: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,11 +32,11 @@ class Normalized:
     stream: bool
 
 
-def count_input_tokens(body: MessagesRequest, spec: ModelSpec) -> int:
-    """Input tokens of the request as ``spec``'s model sees them; no output limits apply."""
+def counting_request(body: MessagesRequest, spec: ModelSpec) -> GenerationRequest:
+    """What ``POST /v1/messages/count_tokens`` counts: the prompt, no output limits."""
     request = GenerationRequest(messages=_messages(body), system=_system(body), max_tokens=1)
     _check_length(request, spec)
-    return spec.engine.count_tokens(request)
+    return request
 
 
 def _check_length(request: GenerationRequest, spec: ModelSpec) -> None:
@@ -41,7 +52,9 @@ def _check_length(request: GenerationRequest, spec: ModelSpec) -> None:
             f"model {spec.slug!r}'s context of {context} tokens: shorten it")
 
 
-def normalize(body: MessagesRequest, spec: ModelSpec) -> Normalized:
+def check(body: MessagesRequest, spec: ModelSpec) -> Checked:
+    """Everything about the request that needs no tokenizer (CPU only: run off the event
+    loop for a large body)."""
     messages = _messages(body)
     has_images = any(isinstance(p, ImagePart) for m in messages for p in m.parts)
     if has_images and not spec.config.capabilities.vision:
@@ -76,7 +89,19 @@ def normalize(body: MessagesRequest, spec: ModelSpec) -> Normalized:
         stop_sequences=tuple(body.stop_sequences or ()),
     )
     _check_length(request, spec)
-    input_tokens = spec.engine.count_tokens(request)
+    return Checked(request=request, stream=bool(body.stream),
+                   max_tokens_given=body.max_tokens is not None)
+
+
+async def fit(checked: Checked, spec: ModelSpec,
+              images: ImageFetcher | None = None) -> Normalized:
+    """The checked request with its image URLs fetched (by ``images``), counted and fitted
+    to the model's context: ``max_tokens`` the client left out shrinks to what the context
+    leaves; one it set must fit (else 400)."""
+    request = checked.request
+    if images is not None:
+        request = await images.resolve(request)
+    input_tokens = await spec.engine.count_tokens(request)
     context = spec.config.context_length
     if input_tokens + request.max_tokens > context:
         room = context - input_tokens
@@ -85,14 +110,14 @@ def normalize(body: MessagesRequest, spec: ModelSpec) -> Normalized:
                 f"the prompt is {input_tokens} tokens, which does not fit model "
                 f"{spec.slug!r}'s context of {context} tokens: shorten it"
             )
-        if body.max_tokens is not None:
+        if checked.max_tokens_given:
             raise InvalidRequest(
-                f"the prompt is {input_tokens} tokens and max_tokens is {body.max_tokens}: "
+                f"the prompt is {input_tokens} tokens and max_tokens is {request.max_tokens}: "
                 f"together they exceed model {spec.slug!r}'s context of {context} tokens; "
                 f"set max_tokens to at most {room} or shorten the prompt"
             )
         request = request.model_copy(update={"max_tokens": room})
-    return Normalized(request=request, input_tokens=input_tokens, stream=bool(body.stream))
+    return Normalized(request=request, input_tokens=input_tokens, stream=checked.stream)
 
 
 def _messages(body: MessagesRequest) -> tuple[ChatMessage, ...]:

@@ -58,6 +58,15 @@ class TimeoutResponse(BaseModel):
     response_url: str
 
 
+class ModelState(BaseModel):
+    """``ready``, or ``cooldown``: its upstream kept failing, its requests wait QUEUED and a
+    probe asks again at ``next_probe_at`` (epoch seconds)."""
+
+    state: Literal["ready", "cooldown"]
+    reason: str | None = None
+    next_probe_at: float | None = None
+
+
 class ModelCard(BaseModel):
     slug: str
     aliases: list[str]
@@ -69,6 +78,7 @@ class ModelCard(BaseModel):
     default_max_tokens: int
     pricing: dict[str, Any]
     sampling: dict[str, Any]  # the defaults for what a request leaves out
+    status: ModelState
 
 
 class ModelList(BaseModel):

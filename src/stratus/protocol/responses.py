@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from stratus.protocol.jobs import ModelState
+
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
 
 
@@ -329,3 +331,4 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     reason: str | None = None
+    models: dict[str, ModelState] = {}  # the state of each model this process serves

@@ -29,6 +29,8 @@ import httpx
 from stratus.errors import InvalidRequest
 
 MAX_URL = 2048
+WEBHOOK_RULE = ("webhooks are only sent to public addresses (the server's [webhooks] "
+                "allow_private setting lifts this)")
 RESOLVE_TIMEOUT = 10.0  # seconds a host name may take to resolve
 MAX_HOST = 253
 _LABEL = re.compile(r"[a-z0-9_-]{1,63}", re.IGNORECASE)
@@ -78,26 +80,27 @@ def is_private(address: str) -> bool:
     return not ip.is_global or ip.is_multicast
 
 
-def parse_url(url: str) -> httpx.URL:
-    """``url`` parsed as it will be sent, or ``InvalidRequest`` saying what is wrong."""
+def parse_url(url: str, what: str = "webhook URL") -> httpx.URL:
+    """``url`` parsed as it will be sent, or ``InvalidRequest`` saying what is wrong
+    (``what``: the URL's name in the message)."""
     if len(url) > MAX_URL:
-        raise InvalidRequest(f"webhook URL is longer than {MAX_URL} characters")
+        raise InvalidRequest(f"{what} is longer than {MAX_URL} characters")
     bad = next((ch for ch in url if ch.isspace() or unicodedata.category(ch) == "Cc"), None)
     if bad is not None:
         raise InvalidRequest(
-            f"webhook URL {url!r} contains whitespace or a control character ({bad!r}): "
+            f"{what} {url!r} contains whitespace or a control character ({bad!r}): "
             "percent-encode it")
     try:
         parsed = httpx.URL(url)
         port = parsed.port
     except Exception as exc:
-        raise InvalidRequest(f"webhook URL {url!r} is not a valid URL: {exc}") from None
+        raise InvalidRequest(f"{what} {url!r} is not a valid URL: {exc}") from None
     if parsed.scheme not in ("http", "https") or not parsed.raw_host:
-        raise InvalidRequest(f"webhook URL {url!r} must be an absolute http:// or https:// URL")
+        raise InvalidRequest(f"{what} {url!r} must be an absolute http:// or https:// URL")
     if port is not None and not 0 < port < 65536:
-        raise InvalidRequest(f"webhook URL {url!r} is not a valid URL: port {port} is out "
+        raise InvalidRequest(f"{what} {url!r} is not a valid URL: port {port} is out "
                              "of range (1-65535)")
-    _check_host(url, _wire_host(parsed))
+    _check_host(url, _wire_host(parsed), what)
     return parsed
 
 
@@ -113,14 +116,14 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _check_host(url: str, host: str) -> None:
+def _check_host(url: str, host: str, what: str) -> None:
     if _is_ip(host):
         return
     name = host.removesuffix(".")
     labels = name.split(".")
     if len(name) > MAX_HOST or not all(_LABEL.fullmatch(label) for label in labels):
         raise InvalidRequest(
-            f"webhook URL {url!r} has an invalid host name: each dot-separated label must be "
+            f"{what} {url!r} has an invalid host name: each dot-separated label must be "
             f"1 to 63 letters, digits or hyphens (IDNA for other characters), at most "
             f"{MAX_HOST} characters in all")
     try:
@@ -130,13 +133,15 @@ def _check_host(url: str, host: str) -> None:
                 label.encode("ascii").decode("idna")  # an A-label must decode
     except UnicodeError as exc:
         raise InvalidRequest(
-            f"webhook URL {url!r} has an invalid host name: {exc}") from None
+            f"{what} {url!r} has an invalid host name: {exc}") from None
 
 
-async def resolve_target(url: str, *, allow_private: bool,
-                         resolver: Resolver | None = None) -> Target:
-    """Parse ``url``, resolve its host once and check every address it resolves to."""
-    parsed = parse_url(url)
+async def resolve_target(url: str, *, allow_private: bool, resolver: Resolver | None = None,
+                         what: str = "webhook URL",
+                         rule: str = WEBHOOK_RULE) -> Target:
+    """Parse ``url``, resolve its host once and check every address it resolves to
+    (``what``: the URL's name in messages; ``rule``: why a private address is refused)."""
+    parsed = parse_url(url, what)
     host = _wire_host(parsed)
     if _is_ip(host):
         addresses = [host]
@@ -144,7 +149,7 @@ async def resolve_target(url: str, *, allow_private: bool,
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         tld = host.lower().removesuffix(".").rsplit(".", 1)[-1]
         if tld == "invalid":  # RFC 6761: never resolves; no need to ask
-            raise Unresolved(f"webhook URL host {host!r} does not resolve")
+            raise Unresolved(f"{what} host {host!r} does not resolve")
         if tld == "localhost":  # RFC 6761: always loopback
             addresses = ["127.0.0.1"]
         else:
@@ -152,19 +157,18 @@ async def resolve_target(url: str, *, allow_private: bool,
                 async with asyncio.timeout(RESOLVE_TIMEOUT):
                     addresses = await (resolver or system_resolver)(host, port)
             except TimeoutError:  # before OSError, of which it is a kind
-                raise Unresolved(f"webhook URL host {host!r} did not resolve within "
+                raise Unresolved(f"{what} host {host!r} did not resolve within "
                                  f"{RESOLVE_TIMEOUT:g} s") from None
             except (OSError, UnicodeError) as exc:
                 raise Unresolved(
-                    f"webhook URL host {host!r} does not resolve: {exc}") from None
+                    f"{what} host {host!r} does not resolve: {exc}") from None
         if not addresses:
-            raise Unresolved(f"webhook URL host {host!r} does not resolve")
+            raise Unresolved(f"{what} host {host!r} does not resolve")
     if not allow_private and any(is_private(address) for address in addresses):
         raise InvalidRequest(
-            f"webhook URL {url!r}: its host is or resolves to a non-public address "
+            f"{what} {url!r}: its host is or resolves to a non-public address "
             "(loopback, private, link-local, shared, reserved, or an IPv6 form that embeds "
-            "one): webhooks are only sent to public addresses (the server's [webhooks] "
-            "allow_private setting lifts this)")
+            f"one): {rule}")
     return Target(url=parsed, host=host, addresses=tuple(addresses))
 
 

@@ -40,10 +40,12 @@ async def post(client: httpx.AsyncClient, target: Target, content: bytes,
     raise refused
 
 
-def pinned_request(client: httpx.AsyncClient, target: Target, address: str, content: bytes,
-                   headers: dict[str, str]) -> httpx.Request:
-    """The POST to ``target``, addressed to ``address`` (its Host header set from the URL)."""
-    request = client.build_request("POST", target.url, content=content, headers=headers)
+def pinned_request(client: httpx.AsyncClient, target: Target, address: str,
+                   content: bytes | None, headers: dict[str, str],
+                   method: str = "POST") -> httpx.Request:
+    """The request to ``target``, addressed to ``address`` (its Host header set from the
+    URL)."""
+    request = client.build_request(method, target.url, content=content, headers=headers)
     request.url = request.url.copy_with(host=f"[{address}]" if ":" in address else address)
     if target.url.scheme == "https":
         request.extensions = {**request.extensions, "sni_hostname": target.host}

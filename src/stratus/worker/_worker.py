@@ -3,7 +3,9 @@ the outcome.
 
 Each claimed job runs as its own task beside a watcher that renews the lease and notices a
 cancel (or a lost lease) at once, through the store's change notification. Per model, at most
-``batch_slots`` jobs run at a time, all handed to the engine together so it can batch them.
+as many jobs run at a time as its engine's capacity (the model's ``batch_slots``, an
+upstream's ``max_concurrency``, none while an upstream cools down), all handed to the engine
+together so it can batch them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ from stratus.worker._result import message_body, metrics
 log = logging.getLogger("stratus.worker")
 
 MAX_HANDBACKS = 20  # a job a busy engine handed back this often fails
+
+
+COOLDOWN_LOOK = 1.0  # seconds between looks at an engine that takes nothing, at most
+
+
+def _until_probe(spec: ModelSpec) -> float:
+    """Seconds until an engine that takes nothing now may take work again."""
+    until = spec.engine.health().until
+    return COOLDOWN_LOOK if until is None else min(max(until - time.time(), 0.01), COOLDOWN_LOOK)
 
 
 class PolicyBlocked(Exception):
@@ -139,9 +150,14 @@ class Worker:
                 paused = [until for until in self._paused.values() if until > now]
                 if paused:  # look again when the first busy engine may take work
                     wait = min(wait, min(paused) - now)
-                free = [slug for slug, n in self._inflight.items()
-                        if n < self._models.resolve(slug).config.batch_slots
-                        and self._paused.get(slug, 0.0) <= now]
+                free = []
+                for spec in self._models:
+                    capacity = spec.engine.capacity()
+                    if capacity == 0:  # an upstream cooling down: look again at its probe
+                        wait = min(wait, _until_probe(spec))
+                    elif (self._inflight.get(spec.slug, 0) < capacity
+                          and self._paused.get(spec.slug, 0.0) <= now):
+                        free.append(spec.slug)
                 if not free:
                     self._slot_freed.clear()
                     with contextlib.suppress(TimeoutError):

@@ -12,7 +12,7 @@ from stratus.accounts import Caller
 from stratus.admission import Admission, Submission
 from stratus.api._outcome import ended_result
 from stratus.limits import LimitState
-from stratus.normalize import Normalized, count_input_tokens, normalize, parse_body
+from stratus.normalize import Checked, Normalized, check, counting_request, parse_body
 from stratus.protocol.messages import AnthropicMessagesRequest, CountTokensRequest
 from stratus.runtime import Runtime
 from stratus.store import JobRecord
@@ -26,8 +26,8 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
                                           size=len(raw))
     spec = runtime.models.resolve(body.model)
 
-    def prepare() -> Normalized:
-        return normalize(body.as_messages_request(), spec)
+    def prepare() -> Checked:
+        return check(body.as_messages_request(), spec)
 
     admission, normalized = await runtime.submit(Submission(
         caller, spec, body.model, prepare, request_id, data, idempotency_key=idempotency_key,
@@ -52,6 +52,7 @@ async def count_tokens(runtime: Runtime, caller: Caller,
     limits = await runtime.limiter.admit(
         key.id, requests_per_minute=key.options.requests_per_minute,
         tokens_per_minute=key.options.tokens_per_minute, tokens=0)
-    count = await runtime.offload.run(count_input_tokens, body.as_messages_request(), spec,
-                                      size=len(raw))
+    counted = await runtime.offload.run(counting_request, body.as_messages_request(), spec,
+                                        size=len(raw))
+    count = await spec.engine.count_tokens(counted)
     return {"input_tokens": count}, limits

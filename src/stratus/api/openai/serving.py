@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,7 @@ from stratus.api._errors import openai_error_body
 from stratus.api._follow import Ended, Text, follow
 from stratus.api._outcome import ended_result, failure_error
 from stratus.errors import InvalidRequest, NotFound
-from stratus.normalize import Normalized, normalize, parse_body
+from stratus.normalize import Checked, Normalized, check, parse_body
 from stratus.protocol.openai import ChatCompletionRequest
 from stratus.runtime import Runtime
 from stratus.store import JobRecord, Message, Status
@@ -34,12 +35,11 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
         raise InvalidRequest(f"seed must be a 64-bit integer (got {body.seed})")
     spec = runtime.models.resolve(body.model)
 
-    def prepare() -> Normalized:
-        normalized = normalize(body.as_messages_request(), spec)
-        request = normalized.request.model_copy(
+    def prepare() -> Checked:
+        checked = check(body.as_messages_request(), spec)
+        request = checked.request.model_copy(
             update={"temperature": body.temperature, "seed": body.seed})
-        return Normalized(request=request, input_tokens=normalized.input_tokens,
-                          stream=bool(body.stream))
+        return dataclasses.replace(checked, request=request)
 
     admission, normalized = await runtime.submit(Submission(
         caller, spec, body.model, prepare, request_id, data, idempotency_key=idempotency_key,

@@ -84,8 +84,8 @@ async def stream(request_id: str, request: Request, caller: CallerDep) -> Respon
     spec = runtime.models.resolve(record.model)
     input_tokens = record.input_tokens
     if input_tokens is None:  # a job queued before its count was kept
-        input_tokens = await runtime.offload.run(
-            spec.engine.count_tokens, GenerationRequest.model_validate(record.request))
+        input_tokens = await spec.engine.count_tokens(
+            GenerationRequest.model_validate(record.request))
     return StreamingResponse(
         message_events(runtime, record, record.requested_model, input_tokens, watch=True),
         media_type="text/event-stream",

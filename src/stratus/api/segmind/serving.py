@@ -12,10 +12,11 @@ from stratus.api._outcome import failure_error
 from stratus.errors import (
     InvalidRequest,
 )
-from stratus.normalize import Normalized, normalize, parse_body
+from stratus.normalize import Normalized, check, parse_body
 from stratus.protocol.jobs import (
     ModelCard,
     ModelList,
+    ModelState,
     ResultResponse,
     SubmitResponse,
     TimeoutResponse,
@@ -56,7 +57,7 @@ async def submit(runtime: Runtime, caller: Caller, model: str, raw: bytes,
             "stream=true is for POST /v1/{model} and POST /v1/messages; a queued request "
             "is followed with GET /v2/requests/{id}/status")
     return await runtime.submit(Submission(
-        caller, spec, model, functools.partial(normalize, body, spec), request_id, data,
+        caller, spec, model, functools.partial(check, body, spec), request_id, data,
         idempotency_key=idempotency_key, stream=bool(body.stream), webhook=webhook,
         wants_result=can_stream, body_size=len(raw)))
 
@@ -140,5 +141,6 @@ def model_list(runtime: Runtime, caller: Caller) -> dict[str, Any]:
                      "cached_input_per_million": cfg.price_input
                      if cfg.price_cached_input is None else cfg.price_cached_input},
             sampling=cfg.sampling.model_dump(),
+            status=ModelState.model_validate(spec.state()),
         ))
     return ModelList(data=cards).model_dump()

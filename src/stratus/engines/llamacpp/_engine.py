@@ -14,13 +14,14 @@ from typing import Any
 
 from stratus.config import ModelConfig
 from stratus.engines._chat import ChatFormat, GemmaFormat, TemplateFormat
-from stratus.engines._registry import LlamaCppOptions
-from stratus.engines._types import EngineEvent, Finished, GenerationRequest
+from stratus.engines._options import LlamaCppOptions
+from stratus.engines._types import READY, EngineEvent, EngineHealth, Finished, GenerationRequest
 from stratus.engines.llamacpp._native import Draw, EngineError, LlamaBackend, Native
 from stratus.engines.llamacpp._scheduler import Scheduler, Sequence
 from stratus.weights import resolve
 
 log = logging.getLogger("stratus.engines.llamacpp")
+INLINE_CHARS = 8 * 1024  # a prompt this short is tokenized on the caller's thread
 
 
 
@@ -120,6 +121,12 @@ class LlamaCppEngine:
         if self._native is not None:
             self._native.close()
 
+    def capacity(self) -> int:
+        return self.config.batch_slots
+
+    def health(self) -> EngineHealth:
+        return READY
+
     @property
     def generating(self) -> bool:
         """Loaded with its context and engine thread (not only the tokenizer)."""
@@ -142,8 +149,14 @@ class LlamaCppEngine:
             tokens += self._native.tokenize(text, special=special, bos=i == 0)
         return tokens
 
-    def count_tokens(self, request: GenerationRequest) -> int:
-        return len(self.prompt_tokens(request))
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        """Counted in place for a short prompt (a thread hop costs more), else on the
+        tokenizer thread."""
+        chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
+        if chars <= INLINE_CHARS:
+            return len(self.prompt_tokens(request))
+        loop = asyncio.get_running_loop()
+        return len(await loop.run_in_executor(self._tokenizer, self.prompt_tokens, request))
 
     def min_tokens(self, chars: int) -> int:
         longest = self._native.longest_piece if self._native else 0

@@ -1,0 +1,171 @@
+"""``engine = "anthropic"``: the Anthropic Messages API behind our queue, keys and credits.
+
+Always streamed. Usage comes from ``message_start`` (the input, cache reads and writes
+included) and ``message_delta`` (the output); stop reasons and stop sequences are Anthropic's
+own. An ``error`` event before any text (``overloaded_error``, ``rate_limit_error``,
+``api_error``) hands the job back like a 529 would; after text it fails the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from stratus.config import ModelConfig
+from stratus.engines._options import AnthropicOptions
+from stratus.engines._types import (
+    EngineEvent,
+    Finished,
+    GenerationRequest,
+    ImagePart,
+    StopReason,
+    TextDelta,
+    TextPart,
+)
+from stratus.engines.remote._base import (
+    RemoteEngine,
+    chunk_json,
+    estimate_tokens,
+    final_prefill_is_empty,
+)
+from stratus.engines.remote._upstream import (
+    Refused,
+    Upstream,
+    UpstreamError,
+    error_message,
+    sse_events,
+)
+
+log = logging.getLogger("stratus.engines.remote")
+
+STOP_REASONS: dict[str, StopReason] = {"end_turn": "end_turn", "max_tokens": "max_tokens",
+                                       "stop_sequence": "stop_sequence", "tool_use": "tool_use"}
+RETRYABLE = {"overloaded_error": True, "api_error": True, "rate_limit_error": False}
+
+
+class _AnthropicUpstream(Upstream):
+    def __init__(self, options: AnthropicOptions, name: str, probe_path: str) -> None:
+        super().__init__(options, name, probe_path)
+        self.version = options.version
+
+    def headers(self) -> dict[str, str]:
+        headers = {"anthropic-version": self.version}
+        if self.key:
+            headers["x-api-key"] = self.key
+        return headers
+
+
+def _block(part: TextPart | ImagePart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if part.data is None:
+        raise UpstreamError("an image URL reached the engine unfetched: submit it again")
+    return {"type": "image",
+            "source": {"type": "base64", "media_type": part.media_type, "data": part.data}}
+
+
+class AnthropicEngine(RemoteEngine):
+    path = "/v1/messages"
+    probe_path = "/v1/models"
+
+    def __init__(self, config: ModelConfig, options: AnthropicOptions) -> None:
+        super().__init__(config, options)
+        self.tokenizer = options.tokenizer
+        self._warned = False
+
+    def _upstream(self) -> Upstream:
+        assert isinstance(self.options, AnthropicOptions)
+        return _AnthropicUpstream(self.options, self.config.slug, self.probe_path)
+
+    def _prompt(self, request: GenerationRequest) -> dict[str, Any]:
+        messages = [{"role": m.role, "content": [_block(p) for p in m.parts if
+                                                 not isinstance(p, TextPart) or p.text]}
+                    for i, m in enumerate(request.messages)
+                    if not final_prefill_is_empty(request, i)]
+        prompt: dict[str, Any] = {"model": self.options.model, "messages": messages}
+        if request.system:
+            prompt["system"] = request.system
+        return prompt
+
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        """Anthropic's ``count_tokens`` (``tokenizer = "upstream"``), else the estimate."""
+        if self.tokenizer != "upstream":
+            return estimate_tokens(request)
+        try:
+            response = await self.upstream.client.post(
+                self.upstream.base + "/v1/messages/count_tokens",
+                headers=self.upstream.headers(), json=self._prompt(request))
+            if response.status_code != 200:
+                raise UpstreamError(f"HTTP {response.status_code}: "
+                                    f"{error_message(response.content)}")
+            return int(response.json()["input_tokens"])
+        except (httpx.HTTPError, UpstreamError, ValueError, KeyError, TypeError) as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning("model %s: the upstream's count_tokens did not answer (%s); "
+                            "counting by estimate while it does not", self.config.slug, exc)
+            return estimate_tokens(request)
+
+    def body(self, request: GenerationRequest) -> dict[str, Any]:
+        body = {**self._prompt(request), "max_tokens": request.max_tokens, "stream": True}
+        if request.temperature is not None:  # Anthropic's scale is 0 to 1
+            body["temperature"] = min(request.temperature, 1.0)
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.top_k is not None:
+            body["top_k"] = request.top_k
+        if request.stop_sequences:
+            body["stop_sequences"] = list(request.stop_sequences)
+        return body
+
+    async def read(self, response: httpx.Response, request: GenerationRequest,
+                   input_tokens: int) -> AsyncIterator[EngineEvent]:
+        cached = 0
+        deltas = 0  # text deltas: the output so far, until message_delta reports it
+        output_tokens: int | None = None
+        stop_reason: str | None = None
+        stop_sequence: str | None = None
+        ended = False
+        async for event, data in sse_events(response):
+            payload = chunk_json(data)
+            kind = payload.get("type", event)
+            if kind == "message_start":
+                usage = (payload.get("message") or {}).get("usage") or {}
+                cached = int(usage.get("cache_read_input_tokens") or 0)
+                input_tokens = (int(usage.get("input_tokens") or 0) + cached
+                                + int(usage.get("cache_creation_input_tokens") or 0))
+            elif kind == "content_block_delta":
+                delta = payload.get("delta") or {}
+                if delta.get("type") == "text_delta" and delta.get("text"):
+                    deltas += 1
+                    yield TextDelta(delta["text"], input_tokens, deltas)
+            elif kind == "message_delta":
+                delta = payload.get("delta") or {}
+                stop_reason = delta.get("stop_reason") or stop_reason
+                stop_sequence = delta.get("stop_sequence") or stop_sequence
+                usage = payload.get("usage") or {}
+                if usage.get("output_tokens") is not None:
+                    output_tokens = int(usage["output_tokens"])
+            elif kind == "message_stop":
+                ended = True
+                break
+            elif kind == "error":
+                raise _stream_error(payload.get("error") or {})
+        if not ended:
+            raise Refused("the upstream closed the stream before message_stop", None,
+                          failure=True)
+        yield Finished(stop_reason=STOP_REASONS.get(stop_reason or "", "end_turn"),
+                       input_tokens=input_tokens,
+                       output_tokens=deltas if output_tokens is None else output_tokens,
+                       stop_sequence=stop_sequence, cached_input_tokens=cached)
+
+
+def _stream_error(error: dict[str, Any]) -> Exception:
+    kind = str(error.get("type") or "error")
+    message = f"the upstream reported {kind}: {error.get('message') or 'no message'}"
+    if kind in RETRYABLE:
+        return Refused(message, None, failure=RETRYABLE[kind])
+    return UpstreamError(message)

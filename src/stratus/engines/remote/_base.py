@@ -1,0 +1,134 @@
+"""An engine whose model runs at an upstream: what the OpenAI and Anthropic kinds share."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from stratus.config import ModelConfig
+from stratus.engines._options import RemoteOptions
+from stratus.engines._types import (
+    EngineEvent,
+    EngineHealth,
+    GenerationRequest,
+    ImagePart,
+)
+from stratus.engines.remote._upstream import Refused, Upstream, UpstreamError, describe
+
+log = logging.getLogger("stratus.engines.remote")
+
+# The estimate when the upstream cannot count: generous, so that what admission reserves
+# covers the real count (charges use the upstream's own usage).
+BYTES_PER_TOKEN = 3  # real tokenizers average about 4 bytes of English per token
+TOKENS_PER_TURN = 4  # the chat template's markup around a turn
+TOKENS_PER_IMAGE = 768
+
+
+def estimate_tokens(request: GenerationRequest) -> int:
+    """One token per 3 bytes of UTF-8 text, 4 per turn (and the system prompt), 768 per
+    image."""
+    texts = [request.system or ""] + [m.text for m in request.messages]
+    images = sum(isinstance(p, ImagePart) for m in request.messages for p in m.parts)
+    return (sum(math.ceil(len(t.encode()) / BYTES_PER_TOKEN) for t in texts)
+            + TOKENS_PER_TURN * (len(request.messages) + bool(request.system))
+            + TOKENS_PER_IMAGE * images)
+
+
+def template_overhead(request: GenerationRequest) -> int:
+    """What an upstream tokenizer counting the bare text leaves out: markup and images."""
+    images = sum(isinstance(p, ImagePart) for m in request.messages for p in m.parts)
+    return TOKENS_PER_TURN * (len(request.messages) + bool(request.system)) \
+        + TOKENS_PER_IMAGE * images
+
+
+def plain_text(request: GenerationRequest) -> str:
+    return "\n\n".join(t for t in [request.system or ""] + [m.text for m in request.messages]
+                       if t)
+
+
+def final_prefill_is_empty(request: GenerationRequest, index: int) -> bool:
+    """The last turn is the assistant's with nothing in it: an upstream wants none."""
+    message = request.messages[index]
+    return (index == len(request.messages) - 1 and message.role == "assistant"
+            and not message.rendered.strip())
+
+
+def chunk_json(data: str) -> dict[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise UpstreamError(f"the upstream sent an event that is not JSON: {data[:200]!r}") \
+            from None
+    if not isinstance(chunk, dict):
+        raise UpstreamError(f"the upstream sent an event that is not an object: {data[:200]!r}")
+    return chunk
+
+
+class RemoteEngine(ABC):
+    """Streams every request from the upstream; see ``_upstream`` for what is retried."""
+
+    path: str  # the generation route, under the base URL
+    probe_path: str  # a cheap GET that answers while the upstream is up
+
+    def __init__(self, config: ModelConfig, options: RemoteOptions) -> None:
+        self.config = config
+        self.options = options
+        self.upstream = self._upstream()
+
+    def _upstream(self) -> Upstream:
+        return Upstream(self.options, self.config.slug, self.probe_path)
+
+    async def start(self, generate: bool = True) -> None:
+        self.upstream.start()
+
+    async def close(self) -> None:
+        await self.upstream.close()
+
+    def capacity(self) -> int:
+        return self.upstream.capacity()
+
+    def health(self) -> EngineHealth:
+        return self.upstream.cooldown.health()
+
+    def min_tokens(self, chars: int) -> int:
+        return 0
+
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        return estimate_tokens(request)
+
+    @abstractmethod
+    def body(self, request: GenerationRequest) -> dict[str, Any]:
+        """The upstream's request body, streaming."""
+
+    @abstractmethod
+    def read(self, response: httpx.Response, request: GenerationRequest,
+             input_tokens: int) -> AsyncIterator[EngineEvent]:
+        """The upstream's stream as our events. Raises :class:`Refused` for what may be
+        retried (an overload reported in the stream, a stream cut short) and
+        :class:`UpstreamError` for what may not."""
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+        input_tokens = await self.count_tokens(request)  # until the upstream reports usage
+        started = False
+        try:
+            async with self.upstream.stream(self.path, self.body(request)) as response:
+                async for event in self.read(response, request, input_tokens):
+                    if not started:
+                        started = True
+                        self.upstream.cooldown.success()
+                    yield event
+        except Refused as refused:
+            if started:  # text was sent: it cannot start over
+                raise UpstreamError(str(refused)) from None
+            raise self.upstream.busy(refused) from None
+        except httpx.TransportError as exc:  # the connection broke while streaming
+            message = f"the upstream's stream broke: {describe(exc)}"
+            if started:
+                raise UpstreamError(message) from None
+            raise self.upstream.busy(Refused(message, None, failure=True)) from None

@@ -1,0 +1,191 @@
+"""``engine = "openai"``: any server speaking OpenAI's chat completions (vLLM, SGLang,
+llama-server, llama-cpp-python's server, Ollama, OpenAI itself).
+
+The request is always streamed, with ``stream_options.include_usage``: usage comes from the
+final chunk; an upstream that sends none is counted here (one token per content chunk, and
+the input as :meth:`count_tokens` counts it). Stop sequences are sent as ``stop`` and also
+matched here, for upstreams that ignore them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from stratus.config import ModelConfig
+from stratus.engines._options import OpenAIOptions
+from stratus.engines._stops import StopMatcher
+from stratus.engines._types import (
+    EngineEvent,
+    Finished,
+    GenerationRequest,
+    ImagePart,
+    StopReason,
+    TextDelta,
+    TextPart,
+)
+from stratus.engines.remote._base import (
+    RemoteEngine,
+    chunk_json,
+    estimate_tokens,
+    final_prefill_is_empty,
+    plain_text,
+    template_overhead,
+)
+from stratus.engines.remote._upstream import (
+    Refused,
+    Upstream,
+    UpstreamError,
+    error_message,
+    sse_events,
+)
+
+log = logging.getLogger("stratus.engines.remote")
+
+FINISH: dict[str, StopReason] = {"stop": "end_turn", "length": "max_tokens",
+                                 "tool_calls": "tool_use", "function_call": "tool_use"}
+# where each tokenizer setting asks, under the server's root (the base URL less "/v1")
+TOKENIZE_PATHS = {"tokenize": "/tokenize", "llama-cpp-python": "/extras/tokenize/count"}
+
+
+class _OpenAIUpstream(Upstream):
+    def headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.key}"} if self.key else {}
+
+
+def image_url(part: ImagePart) -> str:
+    if part.data is None:
+        raise UpstreamError("an image URL reached the engine unfetched: submit it again")
+    return f"data:{part.media_type};base64,{part.data}"
+
+
+def _content(parts: tuple[TextPart | ImagePart, ...]) -> str | list[dict[str, Any]]:
+    if all(isinstance(p, TextPart) for p in parts):
+        return "".join(p.text for p in parts if isinstance(p, TextPart))
+    return [{"type": "image_url", "image_url": {"url": image_url(p)}}
+            if isinstance(p, ImagePart) else {"type": "text", "text": p.text} for p in parts]
+
+
+class OpenAIEngine(RemoteEngine):
+    path = "/chat/completions"
+    probe_path = "/models"
+
+    def __init__(self, config: ModelConfig, options: OpenAIOptions) -> None:
+        super().__init__(config, options)
+        self.tokenizer = options.tokenizer
+        self._root = self.upstream.base.removesuffix("/v1")
+        self._warned = False
+
+    def _upstream(self) -> Upstream:
+        return _OpenAIUpstream(self.options, self.config.slug, self.probe_path)
+
+    async def count_tokens(self, request: GenerationRequest) -> int:
+        """The upstream's tokenizer on the bare text, plus the markup and images (see
+        ``_base``); the estimate when it has none, or cannot answer now."""
+        path = TOKENIZE_PATHS.get(self.tokenizer)
+        if path is None:
+            return estimate_tokens(request)
+        text = plain_text(request)
+        try:
+            response = await self.upstream.client.post(
+                self._root + path, headers=self.upstream.headers(),
+                json={"model": self.options.model, "prompt": text, "content": text,
+                      "input": text})
+            if response.status_code != 200:
+                raise UpstreamError(f"HTTP {response.status_code}: "
+                                    f"{error_message(response.content)}")
+            data = response.json()
+            count = data["count"] if "count" in data else len(data["tokens"])
+            return int(count) + template_overhead(request)
+        except (httpx.HTTPError, UpstreamError, ValueError, KeyError, TypeError) as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning("model %s: the upstream's tokenizer (%s) did not answer (%s); "
+                            "counting by estimate while it does not", self.config.slug,
+                            self._root + path, exc)
+            return estimate_tokens(request)
+
+    def body(self, request: GenerationRequest) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = []
+        if request.system:
+            messages.append({"role": "system", "content": request.system})
+        for i, message in enumerate(request.messages):
+            if not final_prefill_is_empty(request, i):
+                messages.append({"role": message.role, "content": _content(message.parts)})
+        body: dict[str, Any] = {
+            "model": self.options.model, "messages": messages,
+            "max_tokens": request.max_tokens, "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        for name in ("temperature", "top_p", "top_k", "seed"):
+            value = getattr(request, name)
+            if value is not None:
+                body[name] = value
+        if request.stop_sequences:
+            body["stop"] = list(request.stop_sequences)
+        return body
+
+    async def read(self, response: httpx.Response, request: GenerationRequest,
+                   input_tokens: int) -> AsyncIterator[EngineEvent]:
+        matcher = StopMatcher(request.stop_sequences)
+        chunks = 0  # content chunks: the output tokens when the upstream reports no usage
+        finish: str | None = None
+        matched_stop: str | None = None  # vLLM names the stop string that ended it
+        usage: dict[str, Any] | None = None
+        async for _, data in sse_events(response):
+            if data.strip() == "[DONE]":
+                break
+            chunk = chunk_json(data)
+            if chunk.get("error") is not None:
+                raise _stream_error(chunk["error"])
+            if isinstance(chunk.get("usage"), dict):
+                usage = chunk["usage"]
+            for choice in chunk.get("choices") or ():
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    chunks += 1
+                    safe = matcher.feed(text)
+                    if safe:
+                        yield TextDelta(safe, input_tokens, chunks)
+                if choice.get("finish_reason"):
+                    finish = choice["finish_reason"]
+                    stop = choice.get("stop_reason")
+                    matched_stop = stop if isinstance(stop, str) else None
+            if matcher.matched is not None:
+                break  # closing the stream stops the upstream
+        if matcher.matched is None and finish is None:
+            raise Refused("the upstream closed the stream before it finished", None,
+                          failure=True)
+        rest = matcher.flush()
+        if rest:
+            yield TextDelta(rest, input_tokens, chunks)
+        stop_sequence = matcher.matched
+        if stop_sequence is None and finish == "stop" and matched_stop in request.stop_sequences:
+            stop_sequence = matched_stop
+        reason: StopReason = "stop_sequence" if stop_sequence is not None \
+            else FINISH.get(finish or "stop", "end_turn")
+        output_tokens, cached = chunks, 0
+        if usage is not None:  # none when the stream was closed here, at a stop sequence
+            input_tokens = int(usage.get("prompt_tokens") or input_tokens)
+            output_tokens = int(usage.get("completion_tokens") or chunks)
+            cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        yield Finished(stop_reason=reason, input_tokens=input_tokens,
+                       output_tokens=output_tokens, stop_sequence=stop_sequence,
+                       cached_input_tokens=cached)
+
+
+def _stream_error(error: Any) -> Exception:
+    """An error the upstream reported inside the stream: an overload may be retried (before
+    any text), anything else fails the job."""
+    if isinstance(error, dict):
+        message = str(error.get("message") or error)
+        kind = f"{error.get('type', '')} {error.get('code', '')}".lower()
+    else:
+        message = kind = str(error)
+    text = f"the upstream reported an error: {message}"
+    if any(word in kind for word in ("overload", "rate_limit", "429", "503", "unavailable")):
+        return Refused(text, None, failure="rate_limit" not in kind and "429" not in kind)
+    return UpstreamError(text)
