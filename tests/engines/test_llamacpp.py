@@ -252,7 +252,7 @@ async def test_an_api_node_loads_only_the_tokenizer_and_counts_the_same(
 
     from stratus.config import ModelConfig
     from stratus.engines import ChatMessage, GenerationRequest, TextPart
-    from stratus.engines._registry import LlamaCppOptions
+    from stratus.engines._options import LlamaCppOptions
     from stratus.engines.llamacpp import LlamaCppEngine
 
     config = ModelConfig(slug="gemma-3-270m", engine="llamacpp",
@@ -269,7 +269,7 @@ async def test_an_api_node_loads_only_the_tokenizer_and_counts_the_same(
         prompt = ("<start_of_turn>user\nBe brief.\n\nName three colours.<end_of_turn>\n"
                   "<start_of_turn>model\n")
         expected = len(vocab_only.tokenize(prompt.encode(), add_bos=True, special=True))
-        assert engine.count_tokens(request) == expected
+        assert await engine.count_tokens(request) == expected
         assert not engine.generating  # no context, no engine thread
     finally:
         await engine.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import pytest
@@ -11,7 +12,7 @@ from stratus.engines import ImagePart
 from stratus.engines.echo import EchoEngine
 from stratus.errors import InvalidRequest
 from stratus.models import ModelSpec
-from stratus.normalize import normalize, parse_model
+from stratus.normalize import check, fit, parse_model
 from stratus.normalize._images import MAX_IMAGE_BYTES
 from stratus.protocol.messages import MessagesRequest
 from tests.images import base64_block, image_b64, png_b64, with_image
@@ -22,7 +23,8 @@ def spec(**kw) -> ModelSpec:
 
 
 def run(body: dict, model: ModelSpec | None = None):
-    return normalize(parse_model(body, MessagesRequest), model or spec())
+    model = model or spec()
+    return asyncio.run(fit(check(parse_model(body, MessagesRequest), model), model))
 
 
 def test_instruction_becomes_system_and_defaults_apply() -> None:
@@ -101,7 +103,7 @@ def test_image_that_does_not_decode_is_refused() -> None:
 class _Dense(EchoEngine):
     """An engine whose every token is at most 4 characters long."""
 
-    def count_tokens(self, request) -> int:  # a long prompt must not get this far
+    async def count_tokens(self, request) -> int:  # a long prompt must not get this far
         raise AssertionError("tokenized a prompt that cannot fit")
 
     def min_tokens(self, chars: int) -> int:

@@ -47,7 +47,7 @@ class BusyEngine(EchoEngine):
 def registry(delay_ms: float = 0, slots: int = 8, timeout: float = 60) -> ModelRegistry:
     config = ModelConfig(slug="echo", batch_slots=slots, execution_timeout=timeout)
     broken = ModelConfig(slug="broken")
-    return ModelRegistry([ModelSpec(config, EchoEngine({"delay_ms": delay_ms})),
+    return ModelRegistry([ModelSpec(config, EchoEngine({"delay_ms": delay_ms}, slots=slots)),
                           ModelSpec(broken, BrokenEngine())])
 
 

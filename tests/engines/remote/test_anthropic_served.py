@@ -1,0 +1,144 @@
+"""A ``stratus serve`` whose model is Anthropic's API (a local server speaking it): the three
+surfaces, hand-backs, failures after text and the cooldown, seen as a client sees them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import anthropic
+import httpx
+import pytest
+
+from tests._server import ServerProcess
+from tests.conftest import new_key
+from tests.engines.remote._fake_anthropic import ErrorAfter, Fail, FakeAnthropic, Reply
+
+KEY_ENV = "STRATUS_TEST_ANTHROPIC_KEY"
+CONFIG = """
+[server]
+sync_timeout = 20
+
+[[models]]
+slug = "claude-remote"
+aliases = ["claude-3-haiku"]
+engine = "anthropic"
+price_input = 1000        # 0.001 USD a token, in and out
+price_output = 1000
+[models.options]
+base_url = "{url}"
+model = "claude-3-5-haiku-latest"
+api_key_env = "{env}"
+cooldown_after = 2
+cooldown = 0.5
+max_cooldown = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic(api_key="sk-ant-upstream") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def served(fake: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory,
+           ) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("anthropic-served"),
+                         CONFIG.format(url=fake.url, env=KEY_ENV),
+                         env={KEY_ENV: "sk-ant-upstream"}).start()
+    yield proc
+    proc.kill()
+
+
+@pytest.fixture
+def client(served: ServerProcess) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=served.url, api_key=served.key, max_retries=0)
+
+
+def test_messages_and_streams_come_from_the_upstream(fake: FakeAnthropic,
+                                                     client: anthropic.Anthropic) -> None:
+    fake.script(Reply(text="The capital of France is Paris.", input_tokens=12))
+    message = client.messages.create(model="claude-3-haiku", max_tokens=50,
+                                     messages=[{"role": "user", "content": "Capital?"}])
+    assert message.content[0].text == "The capital of France is Paris."  # type: ignore[union-attr]
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (12, 6)
+    assert message.stop_reason == "end_turn"
+    sent = fake.requests[-1]
+    assert sent.headers["x-api-key"] == "sk-ant-upstream"  # ours, not the client's
+    assert sent.body is not None and sent.body["model"] == "claude-3-5-haiku-latest"
+
+    fake.script(Reply(text="streamed word by word", delay=0.02))
+    with client.messages.stream(model="claude-remote", max_tokens=50,
+                                messages=[{"role": "user", "content": "go"}]) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert "".join(pieces) == "streamed word by word" and len(pieces) > 1
+    assert final.usage.output_tokens == 4
+
+
+def test_the_queue_surface_runs_on_the_upstream(fake: FakeAnthropic,
+                                                served: ServerProcess) -> None:
+    with served.client() as api:
+        submitted = api.post("/v2/claude-remote", json={
+            "messages": [{"role": "user", "content": "queued hello"}], "max_tokens": 20})
+        assert submitted.status_code == 200
+        rid = submitted.json()["request_id"]
+        status = api.get(f"/v2/requests/{rid}/status", params={"wait": 20}).json()
+        assert status["status"] == "COMPLETED"
+        result = api.get(f"/v2/requests/{rid}").json()
+    assert '"queued hello"' in result["output"]
+
+
+def test_an_overloaded_upstream_hands_the_job_back_until_it_answers(
+        fake: FakeAnthropic, served: ServerProcess) -> None:
+    fake.script(Fail(529, "overloaded_error", retry_after=0.2), Reply(text="made it"))
+    before = len(fake.requests)
+    with served.client() as api:
+        response = api.post("/v1/claude-remote", json={
+            "messages": [{"role": "user", "content": "x"}], "max_tokens": 10})
+    assert response.status_code == 200, response.text
+    assert response.json()["content"][0]["text"] == "made it"
+    assert [r.path for r in fake.requests[before:]] == ["/v1/messages", "/v1/messages"]
+
+
+def test_an_error_after_text_fails_the_job_and_charges_nothing_more(
+        fake: FakeAnthropic, served: ServerProcess) -> None:
+    with served.client() as admin:
+        key = new_key(admin, "anthropic-failure", credits=1.0)
+    fake.script(ErrorAfter(text="half of it", error_type="api_error",
+                           message="Internal server error"))
+    with served.client(key) as api:
+        response = api.post("/v1/claude-remote", json={
+            "messages": [{"role": "user", "content": "x"}], "max_tokens": 10})
+        assert response.status_code == 502, response.text
+        body = response.json()
+        assert body["status"] == "FAILED"
+        assert "api_error: Internal server error" in body["error"]
+        credits = api.get("/v1/account").json()["credits"]
+    assert credits["balance"] == pytest.approx(1.0) and credits["reserved"] == 0
+
+
+def test_a_failing_upstream_cools_down_and_its_jobs_wait_queued(
+        fake: FakeAnthropic, served: ServerProcess) -> None:
+    fake.script(*[Fail(500, "api_error")] * 2)
+    with served.client() as api:
+        submitted = api.post("/v2/claude-remote", json={
+            "messages": [{"role": "user", "content": "after the storm"}], "max_tokens": 10})
+        rid = submitted.json()["request_id"]
+        states = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            card = next(m for m in api.get("/v1/models").json()["data"]
+                        if m["slug"] == "claude-remote")
+            ready = httpx.get(served.url + "/ready").json()["models"]["claude-remote"]
+            status = api.get(f"/v2/requests/{rid}/status").json()["status"]
+            states.append((card["status"]["state"], ready["state"], status))
+            if status == "COMPLETED":
+                break
+            time.sleep(0.05)
+        result = api.get(f"/v2/requests/{rid}").json()
+    # the model list and /ready said so, while the job waited in the queue
+    assert ("cooldown", "cooldown", "QUEUED") in states
+    assert states[-1] == ("ready", "ready", "COMPLETED")  # a probe found it answering again
+    assert '"after the storm"' in result["output"]
