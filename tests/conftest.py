@@ -23,6 +23,9 @@ allow_private = true      # the tests' webhook receivers listen on 127.0.0.1
 initial_backoff = 0.2
 timeout = 5
 
+[images]
+allow_private = true      # so do the tests' image sites
+
 [[policy.rules]]
 name = "test-words"
 words = ["forbidden"]

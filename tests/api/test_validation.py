@@ -8,7 +8,7 @@ import pytest
 
 from tests._server import ServerProcess
 from tests.conftest import user, words
-from tests.images import base64_block, image_b64, with_image
+from tests.images import base64_block, image_b64, image_site, with_image
 
 
 def error_of(response: httpx.Response, status: int = 400) -> str:
@@ -130,11 +130,21 @@ def test_valid_base64_images_accepted_by_vision_model(api: httpx.Client, fmt: st
 
 def test_image_url_forms_accepted_by_vision_model(api: httpx.Client) -> None:
     data_url = f"data:image/png;base64,{image_b64()}"
-    for block in ({"type": "image_url", "image_url": {"url": data_url}},
-                  {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
-                  {"type": "image", "source": {"type": "url",
-                                               "url": "https://example.com/cat.png"}}):
-        assert api.post("/v2/echo-vision", json=with_image(block)).status_code == 200
+    with image_site() as site:
+        for block in ({"type": "image_url", "image_url": {"url": data_url}},
+                      {"type": "image_url", "image_url": {"url": site + "/cat.png"}},
+                      {"type": "image", "source": {"type": "url", "url": site + "/cat.png"}}):
+            response = api.post("/v1/echo-vision", json=with_image(block))
+            assert response.status_code == 200, response.text
+            assert response.json()["usage"]["input_tokens"] == 3  # one image + two words
+
+
+def test_image_url_that_cannot_be_fetched_is_400(api: httpx.Client) -> None:
+    with image_site() as site:
+        block = {"type": "image", "source": {"type": "url", "url": site + "/gone.png"}}
+        message = error_of(api.post("/v2/echo-vision", json=with_image(block)))
+    assert message.startswith("messages[0].content[0] image URL")
+    assert "answered HTTP 404" in message
 
 
 @pytest.mark.parametrize(("block", "needle"), [
