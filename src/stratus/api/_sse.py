@@ -1,7 +1,8 @@
 """A job's reply as Anthropic's server-sent events.
 
 ``message_start``, ``content_block_start``, a ``content_block_delta`` per piece of text as the
-engine makes it, ``content_block_stop``, ``message_delta`` (stop reason, usage),
+engine makes it, ``content_block_stop``, then each tool the model called as a ``tool_use``
+block (its input in one ``input_json_delta``), ``message_delta`` (stop reason, usage),
 ``message_stop``; ``ping`` every ``ping_interval`` seconds (10 by default) while nothing else
 is sent (a queued job); an ``error`` event if the job fails after the 200. Every stream ends
 with ``message_stop`` or ``error``. A client that goes away cancels its job, unless it is
@@ -57,12 +58,25 @@ async def message_events(runtime: Runtime, record: JobRecord, model: str,
         yield event("error", anthropic_error_body(exc))
 
 
+def _tool_use(index: int, block: dict[str, Any]) -> bytes:
+    """A tool call as Anthropic streams it: the block, its input as JSON, the block's end."""
+    return (
+        event("content_block_start", {"type": "content_block_start", "index": index,
+                                      "content_block": {**block, "input": {}}})
+        + event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {
+            "type": "input_json_delta",
+            "partial_json": json.dumps(block["input"], separators=(",", ":"))}})
+        + event("content_block_stop", {"type": "content_block_stop", "index": index}))
+
+
 def _ending(final: JobRecord) -> bytes:
     if final.status is Status.FAILED or final.result is None:
         return event("error", anthropic_error_body(failure_error(final)))
     result = final.result
     return (
         event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        + b"".join(_tool_use(index, block) for index, block in enumerate(
+            (b for b in result.content if b.get("type") == "tool_use"), start=1))
         + event("message_delta", {
             "type": "message_delta",
             "delta": {"stop_reason": result.stop_reason,

@@ -10,9 +10,15 @@ from stratus.engines._types import (
     Finished,
     GenerationRequest,
     ImagePart,
+    Part,
     StopReason,
     TextDelta,
     TextPart,
+    ToolCall,
+    ToolChoice,
+    ToolResultPart,
+    ToolSpec,
+    ToolUsePart,
 )
 
 __all__ = [
@@ -25,8 +31,14 @@ __all__ = [
     "GenerationRequest",
     "Host",
     "ImagePart",
+    "Part",
     "StopReason",
     "TextDelta",
     "TextPart",
+    "ToolCall",
+    "ToolChoice",
+    "ToolResultPart",
+    "ToolSpec",
+    "ToolUsePart",
     "build_engine",
 ]

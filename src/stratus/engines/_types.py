@@ -1,15 +1,17 @@
 """The engine seam: what the worker hands an engine, and the typed events it gets back.
 
 An engine turns one :class:`GenerationRequest` into an async stream of events: zero or more
-:class:`TextDelta`, then exactly one :class:`Finished`. Closing the stream early (the consumer
-is cancelled or stops iterating) cancels the generation and frees whatever it held.
+:class:`TextDelta` and :class:`ToolCall` (a model that calls tools), then exactly one
+:class:`Finished`. Closing the stream early (the consumer is cancelled or stops iterating)
+cancels the generation and frees whatever it held.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,12 +36,45 @@ class ImagePart(_Frozen):
     url: str | None = None
 
 
+class ToolUsePart(_Frozen):
+    """The assistant called a tool (in a conversation's history)."""
+
+    type: Literal["tool_use"] = "tool_use"
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+class ToolResultPart(_Frozen):
+    """What a tool call returned, sent back in a user turn."""
+
+    type: Literal["tool_result"] = "tool_result"
+    tool_use_id: str
+    content: tuple[TextPart | ImagePart, ...] = ()
+    is_error: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+
+Part = TextPart | ImagePart | ToolUsePart | ToolResultPart
 IMAGE_MARK = "[image]"
+
+
+def _rendered(part: Part) -> str:
+    if isinstance(part, TextPart):
+        return part.text
+    if isinstance(part, ImagePart):
+        return IMAGE_MARK
+    if isinstance(part, ToolUsePart):
+        return json.dumps({"name": part.name, "input": part.input}, ensure_ascii=False)
+    return "".join(_rendered(p) for p in part.content)
 
 
 class ChatMessage(_Frozen):
     role: Literal["user", "assistant"]
-    parts: tuple[TextPart | ImagePart, ...]
+    parts: tuple[Part, ...]
 
     @property
     def text(self) -> str:
@@ -47,8 +82,33 @@ class ChatMessage(_Frozen):
 
     @property
     def rendered(self) -> str:
-        """The turn as a model reads it: its text, with ``[image]`` where an image is."""
-        return "".join(IMAGE_MARK if isinstance(p, ImagePart) else p.text for p in self.parts)
+        """The turn as a model reads it: its text, with ``[image]`` where an image is, tool
+        calls as JSON and tool results as their content."""
+        return "".join(_rendered(p) for p in self.parts)
+
+    def images(self) -> list[ImagePart]:
+        """Its images, those inside tool results included."""
+        found: list[ImagePart] = []
+        for part in self.parts:
+            inner = part.content if isinstance(part, ToolResultPart) else (part,)
+            found += [p for p in inner if isinstance(p, ImagePart)]
+        return found
+
+
+class ToolSpec(_Frozen):
+    """A tool the model may call: its name, what it does, and its input's JSON Schema."""
+
+    name: str
+    description: str | None = None
+    input_schema: dict[str, Any]
+
+
+class ToolChoice(_Frozen):
+    """``auto`` (the model decides), ``any`` (some tool), ``tool`` (``name``), ``none``."""
+
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel_tool_use: bool = False
 
 
 class GenerationRequest(_Frozen):
@@ -62,6 +122,8 @@ class GenerationRequest(_Frozen):
     top_k: int | None = None
     stop_sequences: tuple[str, ...] = ()
     seed: int | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +144,16 @@ class Finished:
     cached_input_tokens: int = 0  # of the input, tokens whose KV was reused, not computed
 
 
-EngineEvent = TextDelta | Finished
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model called a tool: a whole ``tool_use`` block, once its input is complete."""
+
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+EngineEvent = TextDelta | ToolCall | Finished
 
 
 class EngineBusy(Exception):

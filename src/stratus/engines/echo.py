@@ -8,6 +8,7 @@ would on a real model. A token is a whitespace-separated word; an image counts a
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,11 +24,20 @@ from stratus.engines._types import (
     ImagePart,
     StopReason,
     TextDelta,
+    TextPart,
+    ToolResultPart,
+    ToolUsePart,
 )
 
 
 def _words(text: str) -> list[str]:
     return text.split()
+
+
+def _text(part: TextPart | ToolUsePart | ToolResultPart) -> str:
+    if isinstance(part, ToolUsePart):
+        return json.dumps(part.input)
+    return part.text
 
 
 class EchoEngine:
@@ -59,7 +69,9 @@ class EchoEngine:
         count = len(_words(request.system or ""))
         for message in request.messages:
             for part in message.parts:
-                count += 1 if isinstance(part, ImagePart) else len(_words(part.text))
+                inner = part.content if isinstance(part, ToolResultPart) else (part,)
+                count += sum(1 if isinstance(p, ImagePart) else len(_words(_text(p)))
+                             for p in inner)
         return count
 
     def min_tokens(self, chars: int) -> int:

@@ -16,7 +16,7 @@ import base64
 
 import httpx
 
-from stratus.engines import ChatMessage, GenerationRequest, ImagePart
+from stratus.engines import ChatMessage, GenerationRequest, ImagePart, Part, ToolResultPart
 from stratus.errors import InvalidRequest
 from stratus.normalize._images import MAX_IMAGE_BYTES, MEDIA_TYPES, inline_part
 from stratus.webhooks import pinned_request, resolve_target
@@ -39,16 +39,25 @@ class ImageFetcher:
 
     async def resolve(self, request: GenerationRequest) -> GenerationRequest:
         """``request`` with every image URL replaced by the image's data."""
-        if not any(isinstance(p, ImagePart) and p.url for m in request.messages
-                   for p in m.parts):
+        if not any(p.url for m in request.messages for p in m.images()):
             return request
         messages = []
         for i, message in enumerate(request.messages):
-            parts = [await self.fetch(p.url, f"messages[{i}].content[{j}]")
-                     if isinstance(p, ImagePart) and p.url else p
+            parts = [await self._part(p, f"messages[{i}].content[{j}]")
                      for j, p in enumerate(message.parts)]
             messages.append(ChatMessage(role=message.role, parts=tuple(parts)))
         return request.model_copy(update={"messages": tuple(messages)})
+
+    async def _part(self, part: Part, path: str) -> Part:
+        if isinstance(part, ImagePart) and part.url:
+            return await self.fetch(part.url, path)
+        if isinstance(part, ToolResultPart) and any(
+                isinstance(p, ImagePart) and p.url for p in part.content):
+            content = [await self.fetch(p.url, f"{path}.content[{k}]")
+                       if isinstance(p, ImagePart) and p.url else p
+                       for k, p in enumerate(part.content)]
+            return part.model_copy(update={"content": tuple(content)})
+        return part
 
     async def fetch(self, url: str, path: str) -> ImagePart:
         what = f"{path} image URL"

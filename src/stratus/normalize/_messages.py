@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stratus.engines import ChatMessage, GenerationRequest, ImagePart, TextPart
+from stratus.engines import ChatMessage, GenerationRequest, Part, TextPart
 from stratus.errors import InvalidRequest
 from stratus.models import ModelSpec
 from stratus.normalize._fetch import ImageFetcher
 from stratus.normalize._images import image_part
-from stratus.protocol.messages import Message, MessagesRequest, TextBlock
+from stratus.normalize._tools import tool_part, tools_of
+from stratus.protocol.messages import (
+    Message,
+    MessagesRequest,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
 
 MAX_STOP_SEQUENCES = 16
 MAX_TOP_K = 1_000_000  # more than any vocabulary: the same as no top_k
@@ -34,7 +41,9 @@ class Normalized:
 
 def counting_request(body: MessagesRequest, spec: ModelSpec) -> GenerationRequest:
     """What ``POST /v1/messages/count_tokens`` counts: the prompt, no output limits."""
-    request = GenerationRequest(messages=_messages(body), system=_system(body), max_tokens=1)
+    tools, _ = tools_of(body, spec)
+    request = GenerationRequest(messages=_messages(body, spec), system=_system(body),
+                                max_tokens=1, tools=tools)
     _check_length(request, spec)
     return request
 
@@ -55,20 +64,14 @@ def _check_length(request: GenerationRequest, spec: ModelSpec) -> None:
 def check(body: MessagesRequest, spec: ModelSpec) -> Checked:
     """Everything about the request that needs no tokenizer (CPU only: run off the event
     loop for a large body)."""
-    messages = _messages(body)
-    has_images = any(isinstance(p, ImagePart) for m in messages for p in m.parts)
+    messages = _messages(body, spec)
+    has_images = any(m.images() for m in messages)
     if has_images and not spec.config.capabilities.vision:
         raise InvalidRequest(
             f"model {spec.slug!r} cannot take images: send text only, or pick a model "
             "with vision in GET /v1/models"
         )
-    if body.tools or body.tool_choice:
-        if not spec.config.capabilities.tools:
-            raise InvalidRequest(
-                f"model {spec.slug!r} does not support tools: remove tools and tool_choice"
-            )
-        if body.tool_choice and not body.tools:
-            raise InvalidRequest("tool_choice was sent without tools: add tools or remove it")
+    tools, tool_choice = tools_of(body, spec)
     _check_sampling(body)
     limit = spec.config.max_output_tokens
     if body.max_tokens is not None:
@@ -87,6 +90,8 @@ def check(body: MessagesRequest, spec: ModelSpec) -> Checked:
         top_p=body.top_p,
         top_k=body.top_k,
         stop_sequences=tuple(body.stop_sequences or ()),
+        tools=tools,
+        tool_choice=tool_choice,
     )
     _check_length(request, spec)
     return Checked(request=request, stream=bool(body.stream),
@@ -120,7 +125,7 @@ async def fit(checked: Checked, spec: ModelSpec,
     return Normalized(request=request, input_tokens=input_tokens, stream=checked.stream)
 
 
-def _messages(body: MessagesRequest) -> tuple[ChatMessage, ...]:
+def _messages(body: MessagesRequest, spec: ModelSpec) -> tuple[ChatMessage, ...]:
     if body.prompt is not None and body.messages is not None:
         raise InvalidRequest("send either messages or prompt, not both")
     if body.prompt is not None:
@@ -144,23 +149,25 @@ def _messages(body: MessagesRequest) -> tuple[ChatMessage, ...]:
                 f"messages[{i - 1}] and messages[{i}] are both {message.role!r}; "
                 "merge them into one message"
             )
-        parts = _parts(message, f"messages[{i}].content")
+        parts = _parts(message, f"messages[{i}].content", spec)
         final_assistant = i == len(body.messages) - 1 and message.role == "assistant"
         if not final_assistant and not any(
-            isinstance(p, ImagePart) or p.text.strip() for p in parts
+            not isinstance(p, TextPart) or p.text.strip() for p in parts
         ):
             raise InvalidRequest(f"messages[{i}].content must not be empty")
         out.append(ChatMessage(role=message.role, parts=parts))
     return tuple(out)
 
 
-def _parts(message: Message, path: str) -> tuple[TextPart | ImagePart, ...]:
+def _parts(message: Message, path: str, spec: ModelSpec) -> tuple[Part, ...]:
     if isinstance(message.content, str):
         return (TextPart(text=message.content),)
-    parts: list[TextPart | ImagePart] = []
+    parts: list[Part] = []
     for j, block in enumerate(message.content):
         if isinstance(block, TextBlock):
             parts.append(TextPart(text=block.text))
+        elif isinstance(block, ToolUseBlock | ToolResultBlock):
+            parts.append(tool_part(block, message.role, f"{path}[{j}]", spec))
         else:
             parts.append(image_part(block, f"{path}[{j}]"))
     return tuple(parts)

@@ -50,7 +50,31 @@ class ImageUrlBlock(_Wire):
     image_url: ImageUrl
 
 
-ContentBlock = Annotated[TextBlock | ImageBlock | ImageUrlBlock, Field(discriminator="type")]
+class ToolUseBlock(_Wire):
+    """A tool call the assistant made, in a conversation's history."""
+
+    type: Literal["tool_use"]
+    id: str
+    name: str
+    input: dict[str, Any]
+    cache_control: dict[str, Any] | None = None
+
+
+ResultBlock = Annotated[TextBlock | ImageBlock, Field(discriminator="type")]
+
+
+class ToolResultBlock(_Wire):
+    """What a tool returned, in a user turn."""
+
+    type: Literal["tool_result"]
+    tool_use_id: str
+    content: str | list[ResultBlock] | None = None
+    is_error: bool | None = None
+    cache_control: dict[str, Any] | None = None
+
+
+ContentBlock = Annotated[TextBlock | ImageBlock | ImageUrlBlock | ToolUseBlock | ToolResultBlock,
+                         Field(discriminator="type")]
 
 
 class Message(_Wire):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from stratus.config import ModelConfig
-from stratus.engines import Finished
+from stratus.engines import Finished, ToolCall
 from stratus.store import Message, Metrics
 
 
@@ -14,9 +16,15 @@ def message_id(job_id: str) -> str:
     return "msg_" + uuid.uuid5(uuid.NAMESPACE_URL, job_id).hex[:24]
 
 
-def message_body(job_id: str, text: str, finished: Finished, model: str) -> Message:
-    return Message(id=message_id(job_id), model=model,
-                   content=({"type": "text", "text": text},),
+def message_body(job_id: str, text: str, finished: Finished, model: str,
+                 calls: Sequence[ToolCall] = ()) -> Message:
+    """The stored message: its text, then the tools it called (a reply that only calls
+    tools has no text block)."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text or not calls \
+        else []
+    content += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input}
+                for c in calls]
+    return Message(id=message_id(job_id), model=model, content=tuple(content),
                    stop_reason=finished.stop_reason, stop_sequence=finished.stop_sequence,
                    input_tokens=finished.input_tokens, output_tokens=finished.output_tokens,
                    cached_input_tokens=finished.cached_input_tokens)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
 
-from stratus.engines import EngineBusy, Finished, GenerationRequest, TextDelta
+from stratus.engines import EngineBusy, Finished, GenerationRequest, TextDelta, ToolCall
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
@@ -266,6 +267,7 @@ class Worker:
     async def _generate(self, job_id: str, spec: ModelSpec, request: GenerationRequest,
                         model_name: str, progress: _Progress, attempt: str) -> Completed:
         pieces: list[str] = []
+        calls: list[ToolCall] = []
         finished: Finished | None = None
         policy = self._policy if self._policy and self._policy.checks("output") else None
         async with asyncio.timeout(spec.config.execution_timeout):
@@ -278,6 +280,13 @@ class Worker:
                         if blocked is not None:
                             raise PolicyBlocked(blocked)
                     await self._bus.publish(job_id, attempt, event.text)
+                elif isinstance(event, ToolCall):
+                    progress.first_token = progress.first_token or time.time()
+                    calls.append(event)
+                    if policy is not None:
+                        blocked = policy.violation("output", [json.dumps(event.input)])
+                        if blocked is not None:
+                            raise PolicyBlocked(blocked)
                 else:
                     finished = event
         if finished is None:
@@ -286,7 +295,7 @@ class Worker:
         progress.output_tokens = finished.output_tokens
         progress.cached_input = finished.cached_input_tokens
         return Completed(
-            result=message_body(job_id, "".join(pieces), finished, model_name),
+            result=message_body(job_id, "".join(pieces), finished, model_name, calls),
             metrics=progress.metrics(),
         )
 

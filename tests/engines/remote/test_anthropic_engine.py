@@ -17,10 +17,22 @@ from stratus.engines import (
     ImagePart,
     TextDelta,
     TextPart,
+    ToolCall,
+    ToolChoice,
+    ToolResultPart,
+    ToolSpec,
+    ToolUsePart,
 )
 from stratus.engines._options import AnthropicOptions
 from stratus.engines.remote import AnthropicEngine, UpstreamError
-from tests.engines.remote._fake_anthropic import ErrorAfter, Fail, FakeAnthropic, Hang, Reply
+from tests.engines.remote._fake_anthropic import (
+    ErrorAfter,
+    Fail,
+    FakeAnthropic,
+    Hang,
+    Reply,
+    ToolUse,
+)
 from tests.images import png_b64
 
 pytestmark = pytest.mark.anyio
@@ -252,3 +264,45 @@ async def test_counting_asks_the_upstream_when_told_to(fake: FakeAnthropic) -> N
     assert counted == 5  # the fake counts words
     assert fake.requests[-1].path == "/v1/messages/count_tokens"
     assert estimated > 5  # the estimate errs high: one token per 3 bytes, and the markup
+
+
+WEATHER = ToolSpec(name="get_weather", description="The weather in a city",
+                   input_schema={"type": "object", "properties": {"city": {"type": "string"}},
+                                 "required": ["city"]})
+
+
+async def test_tools_pass_through_both_ways(fake: FakeAnthropic) -> None:
+    history = (
+        ChatMessage(role="user", parts=(TextPart(text="Weather in Paris and Rome?"),)),
+        ChatMessage(role="assistant", parts=(
+            TextPart(text="Let me look."),
+            ToolUsePart(id="toolu_1", name="get_weather", input={"city": "Paris"}))),
+        ChatMessage(role="user", parts=(
+            ToolResultPart(tool_use_id="toolu_1", content=(TextPart(text="18 C, sunny"),)),
+            TextPart(text="and Rome?"))),
+    )
+    request = GenerationRequest(messages=history, max_tokens=64, tools=(WEATHER,),
+                                tool_choice=ToolChoice(type="any",
+                                                       disable_parallel_tool_use=True))
+    fake.script(Reply(text="Checking Rome.",
+                      tool_uses=(ToolUse("get_weather", {"city": "Rome", "units": ["C"]},
+                                         id="toolu_2"),)))
+    engine = engine_for(fake)
+    await engine.start()
+    try:
+        events = [event async for event in engine.generate(request)]
+    finally:
+        await engine.close()
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    assert calls == [ToolCall(id="toolu_2", name="get_weather",
+                              input={"city": "Rome", "units": ["C"]})]
+    assert isinstance(events[-1], Finished) and events[-1].stop_reason == "tool_use"
+    body = fake.requests[-1].body
+    assert body is not None
+    assert body["tools"] == [WEATHER.model_dump()]
+    assert body["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+    assert body["messages"][1]["content"][1] == {
+        "type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
+    assert body["messages"][2]["content"][0] == {
+        "type": "tool_result", "tool_use_id": "toolu_1",
+        "content": [{"type": "text", "text": "18 C, sunny"}]}

@@ -12,7 +12,7 @@ import pytest
 
 from tests._server import ServerProcess
 from tests.conftest import new_key
-from tests.engines.remote._fake_anthropic import ErrorAfter, Fail, FakeAnthropic, Reply
+from tests.engines.remote._fake_anthropic import ErrorAfter, Fail, FakeAnthropic, Reply, ToolUse
 
 KEY_ENV = "STRATUS_TEST_ANTHROPIC_KEY"
 CONFIG = """
@@ -25,6 +25,9 @@ aliases = ["claude-3-haiku"]
 engine = "anthropic"
 price_input = 1000        # 0.001 USD a token, in and out
 price_output = 1000
+[models.capabilities]
+tools = true
+vision = true
 [models.options]
 base_url = "{url}"
 model = "claude-3-5-haiku-latest"
@@ -138,7 +141,71 @@ def test_a_failing_upstream_cools_down_and_its_jobs_wait_queued(
                 break
             time.sleep(0.05)
         result = api.get(f"/v2/requests/{rid}").json()
+        card = next(m for m in api.get("/v1/models").json()["data"]
+                    if m["slug"] == "claude-remote")
     # the model list and /ready said so, while the job waited in the queue
     assert ("cooldown", "cooldown", "QUEUED") in states
-    assert states[-1] == ("ready", "ready", "COMPLETED")  # a probe found it answering again
+    assert states[-1][2] == "COMPLETED"  # a probe found it answering again
+    assert card["status"] == {"state": "ready", "reason": None, "next_probe_at": None}
     assert '"after the storm"' in result["output"]
+
+
+WEATHER = {"name": "get_weather", "description": "The weather in a city",
+           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
+                            "required": ["city"]}}
+
+
+def test_a_tool_loop_runs_through_the_queue(fake: FakeAnthropic,
+                                            client: anthropic.Anthropic) -> None:
+    question = {"role": "user", "content": "What's the weather in Paris?"}
+    fake.script(Reply(text="", tool_uses=(ToolUse("get_weather", {"city": "Paris"},
+                                                  id="toolu_01"),)))
+    first = client.messages.create(model="claude-remote", max_tokens=100, tools=[WEATHER],
+                                   tool_choice={"type": "auto"}, messages=[question])
+    assert first.stop_reason == "tool_use"
+    call = first.content[-1]
+    assert call.type == "tool_use"
+    assert (call.id, call.name, call.input) == ("toolu_01", "get_weather", {"city": "Paris"})
+
+    fake.script(Reply(text="It is 18 C and sunny in Paris."))
+    with client.messages.stream(model="claude-remote", max_tokens=100, tools=[WEATHER],
+                                messages=[question,
+                                          {"role": "assistant", "content": first.content},
+                                          {"role": "user", "content": [{
+                                              "type": "tool_result", "tool_use_id": "toolu_01",
+                                              "content": "18 C, sunny"}]}]) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].text == "It is 18 C and sunny in Paris."  # type: ignore[union-attr]
+    sent = fake.requests[-1].body
+    assert sent is not None
+    assert sent["messages"][1]["content"] == [{"type": "tool_use", "id": "toolu_01",
+                                               "name": "get_weather",
+                                               "input": {"city": "Paris"}}]
+    assert sent["messages"][2]["content"] == [{"type": "tool_result", "tool_use_id": "toolu_01",
+                                               "content": [{"type": "text",
+                                                            "text": "18 C, sunny"}]}]
+
+
+def test_a_streamed_tool_call_arrives_as_input_json(fake: FakeAnthropic,
+                                                   client: anthropic.Anthropic) -> None:
+    fake.script(Reply(text="Looking it up.",
+                      tool_uses=(ToolUse("get_weather", {"city": "Rome"}, id="toolu_02"),)))
+    with client.messages.stream(model="claude-remote", max_tokens=100, tools=[WEATHER],
+                                messages=[{"role": "user", "content": "Rome?"}]) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert "input_json" in kinds
+    assert final.stop_reason == "tool_use"
+    assert final.content[0].text == "Looking it up."  # type: ignore[union-attr]
+    assert final.content[1].input == {"city": "Rome"}  # type: ignore[union-attr]
+
+
+def test_an_image_url_from_a_private_address_is_refused(served: ServerProcess) -> None:
+    with served.client() as api:
+        response = api.post("/v1/claude-remote", json={"max_tokens": 10, "messages": [{
+            "role": "user", "content": [
+                {"type": "image", "source": {"type": "url",
+                                             "url": "http://127.0.0.1:9/cat.png"}},
+                {"type": "text", "text": "what is it"}]}]})
+    assert response.status_code == 400
+    assert "non-public address" in response.json()["error"]

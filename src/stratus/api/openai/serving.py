@@ -39,7 +39,7 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
         checked = check(body.as_messages_request(), spec)
         request = checked.request.model_copy(
             update={"temperature": body.temperature, "seed": body.seed})
-        return dataclasses.replace(checked, request=request)
+        return dataclasses.replace(checked, request=request, stream=bool(body.stream))
 
     admission, normalized = await runtime.submit(Submission(
         caller, spec, body.model, prepare, request_id, data, idempotency_key=idempotency_key,

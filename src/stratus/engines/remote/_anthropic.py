@@ -20,16 +20,19 @@ from stratus.engines._types import (
     EngineEvent,
     Finished,
     GenerationRequest,
-    ImagePart,
+    Part,
     StopReason,
     TextDelta,
     TextPart,
+    ToolResultPart,
+    ToolUsePart,
 )
 from stratus.engines.remote._base import (
     RemoteEngine,
     chunk_json,
     estimate_tokens,
     final_prefill_is_empty,
+    tool_call,
 )
 from stratus.engines.remote._upstream import (
     Refused,
@@ -58,9 +61,17 @@ class _AnthropicUpstream(Upstream):
         return headers
 
 
-def _block(part: TextPart | ImagePart) -> dict[str, Any]:
+def _block(part: Part) -> dict[str, Any]:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
+    if isinstance(part, ToolUsePart):
+        return {"type": "tool_use", "id": part.id, "name": part.name, "input": part.input}
+    if isinstance(part, ToolResultPart):
+        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.tool_use_id,
+                                 "content": [_block(p) for p in part.content]}
+        if part.is_error:
+            block["is_error"] = True
+        return block
     if part.data is None:
         raise UpstreamError("an image URL reached the engine unfetched: submit it again")
     return {"type": "image",
@@ -88,6 +99,11 @@ class AnthropicEngine(RemoteEngine):
         prompt: dict[str, Any] = {"model": self.options.model, "messages": messages}
         if request.system:
             prompt["system"] = request.system
+        if request.tools:
+            prompt["tools"] = [t.model_dump(exclude_none=True) for t in request.tools]
+        if request.tool_choice is not None:
+            prompt["tool_choice"] = request.tool_choice.model_dump(
+                exclude_none=True, exclude_defaults=request.tool_choice.type == "none")
         return prompt
 
     async def count_tokens(self, request: GenerationRequest) -> int:
@@ -129,6 +145,7 @@ class AnthropicEngine(RemoteEngine):
         stop_reason: str | None = None
         stop_sequence: str | None = None
         ended = False
+        tools: dict[int, list[Any]] = {}  # block index -> [id, name, pieces of the input]
         async for event, data in sse_events(response):
             payload = chunk_json(data)
             kind = payload.get("type", event)
@@ -137,11 +154,19 @@ class AnthropicEngine(RemoteEngine):
                 cached = int(usage.get("cache_read_input_tokens") or 0)
                 input_tokens = (int(usage.get("input_tokens") or 0) + cached
                                 + int(usage.get("cache_creation_input_tokens") or 0))
+            elif kind == "content_block_start":
+                block = payload.get("content_block") or {}
+                if block.get("type") == "tool_use":
+                    tools[payload.get("index", -1)] = [block.get("id"), block.get("name"), []]
             elif kind == "content_block_delta":
                 delta = payload.get("delta") or {}
                 if delta.get("type") == "text_delta" and delta.get("text"):
                     deltas += 1
                     yield TextDelta(delta["text"], input_tokens, deltas)
+                elif delta.get("type") == "input_json_delta" and payload.get("index") in tools:
+                    tools[payload["index"]][2].append(delta.get("partial_json") or "")
+            elif kind == "content_block_stop" and payload.get("index", -1) in tools:
+                yield tool_call(*tools.pop(payload.get("index", -1)))
             elif kind == "message_delta":
                 delta = payload.get("delta") or {}
                 stop_reason = delta.get("stop_reason") or stop_reason

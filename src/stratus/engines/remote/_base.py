@@ -14,10 +14,11 @@ import httpx
 from stratus.config import ModelConfig
 from stratus.engines._options import RemoteOptions
 from stratus.engines._types import (
+    IMAGE_MARK,
     EngineEvent,
     EngineHealth,
     GenerationRequest,
-    ImagePart,
+    ToolCall,
 )
 from stratus.engines.remote._upstream import Refused, Upstream, UpstreamError, describe
 
@@ -31,25 +32,26 @@ TOKENS_PER_IMAGE = 768
 
 
 def estimate_tokens(request: GenerationRequest) -> int:
-    """One token per 3 bytes of UTF-8 text, 4 per turn (and the system prompt), 768 per
-    image."""
-    texts = [request.system or ""] + [m.text for m in request.messages]
-    images = sum(isinstance(p, ImagePart) for m in request.messages for p in m.parts)
-    return (sum(math.ceil(len(t.encode()) / BYTES_PER_TOKEN) for t in texts)
-            + TOKENS_PER_TURN * (len(request.messages) + bool(request.system))
-            + TOKENS_PER_IMAGE * images)
+    """One token per 3 bytes of UTF-8 text (tools, tool calls and results as JSON), 4 per
+    turn (and the system prompt), 768 per image."""
+    return math.ceil(len(plain_text(request).encode()) / BYTES_PER_TOKEN) \
+        + template_overhead(request)
 
 
 def template_overhead(request: GenerationRequest) -> int:
     """What an upstream tokenizer counting the bare text leaves out: markup and images."""
-    images = sum(isinstance(p, ImagePart) for m in request.messages for p in m.parts)
+    images = sum(len(m.images()) for m in request.messages)
     return TOKENS_PER_TURN * (len(request.messages) + bool(request.system)) \
         + TOKENS_PER_IMAGE * images
 
 
 def plain_text(request: GenerationRequest) -> str:
-    return "\n\n".join(t for t in [request.system or ""] + [m.text for m in request.messages]
-                       if t)
+    """The request's text: the system prompt, the tools' definitions, the turns."""
+    tools = json.dumps([t.model_dump(exclude_none=True) for t in request.tools]) \
+        if request.tools else ""
+    texts = [request.system or "", tools]
+    texts += [m.rendered.replace(IMAGE_MARK, "") for m in request.messages]
+    return "\n\n".join(t for t in texts if t)
 
 
 def final_prefill_is_empty(request: GenerationRequest, index: int) -> bool:
@@ -68,6 +70,19 @@ def chunk_json(data: str) -> dict[str, Any]:
     if not isinstance(chunk, dict):
         raise UpstreamError(f"the upstream sent an event that is not an object: {data[:200]!r}")
     return chunk
+
+
+def tool_call(call_id: Any, name: Any, pieces: list[str]) -> ToolCall:
+    """A tool call whose input arrived in pieces of JSON."""
+    document = "".join(pieces) or "{}"
+    try:
+        arguments = json.loads(document)
+    except ValueError:
+        arguments = None
+    if not isinstance(arguments, dict) or not isinstance(name, str) or not name:
+        raise UpstreamError(f"the upstream called tool {name!r} with an input that is not a "
+                            f"JSON object: {document[:200]!r}")
+    return ToolCall(id=str(call_id or ""), name=name, input=arguments)
 
 
 class RemoteEngine(ABC):

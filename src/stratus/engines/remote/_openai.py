@@ -9,8 +9,9 @@ matched here, for upstreams that ignore them.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from stratus.config import ModelConfig
 from stratus.engines._options import OpenAIOptions
 from stratus.engines._stops import StopMatcher
 from stratus.engines._types import (
+    ChatMessage,
     EngineEvent,
     Finished,
     GenerationRequest,
@@ -26,6 +28,9 @@ from stratus.engines._types import (
     StopReason,
     TextDelta,
     TextPart,
+    ToolChoice,
+    ToolResultPart,
+    ToolUsePart,
 )
 from stratus.engines.remote._base import (
     RemoteEngine,
@@ -34,6 +39,7 @@ from stratus.engines.remote._base import (
     final_prefill_is_empty,
     plain_text,
     template_overhead,
+    tool_call,
 )
 from stratus.engines.remote._upstream import (
     Refused,
@@ -62,11 +68,36 @@ def image_url(part: ImagePart) -> str:
     return f"data:{part.media_type};base64,{part.data}"
 
 
-def _content(parts: tuple[TextPart | ImagePart, ...]) -> str | list[dict[str, Any]]:
+def _content(parts: Sequence[TextPart | ImagePart]) -> str | list[dict[str, Any]]:
     if all(isinstance(p, TextPart) for p in parts):
         return "".join(p.text for p in parts if isinstance(p, TextPart))
     return [{"type": "image_url", "image_url": {"url": image_url(p)}}
             if isinstance(p, ImagePart) else {"type": "text", "text": p.text} for p in parts]
+
+
+def _turn(message: ChatMessage) -> list[dict[str, Any]]:
+    """One of our turns as OpenAI messages: an assistant's tool calls go in ``tool_calls``;
+    each tool result is a ``tool`` message of its own, before the user's other content."""
+    plain = [p for p in message.parts if isinstance(p, TextPart | ImagePart)]
+    if message.role == "assistant":
+        calls = [{"id": p.id, "type": "function",
+                  "function": {"name": p.name, "arguments": json.dumps(p.input)}}
+                 for p in message.parts if isinstance(p, ToolUsePart)]
+        turn: dict[str, Any] = {"role": "assistant", "content": _content(plain) or None}
+        if calls:
+            turn["tool_calls"] = calls
+        return [turn]
+    results = [{"role": "tool", "tool_call_id": p.tool_use_id,
+                "content": ("[error] " if p.is_error else "") + p.text}
+               for p in message.parts if isinstance(p, ToolResultPart)]
+    return results + ([{"role": "user", "content": _content(plain)}] if plain or not results
+                      else [])
+
+
+def _tool_choice(choice: ToolChoice) -> str | dict[str, Any]:
+    if choice.type == "tool":
+        return {"type": "function", "function": {"name": choice.name}}
+    return {"auto": "auto", "any": "required", "none": "none"}[choice.type]
 
 
 class OpenAIEngine(RemoteEngine):
@@ -114,7 +145,7 @@ class OpenAIEngine(RemoteEngine):
             messages.append({"role": "system", "content": request.system})
         for i, message in enumerate(request.messages):
             if not final_prefill_is_empty(request, i):
-                messages.append({"role": message.role, "content": _content(message.parts)})
+                messages += _turn(message)
         body: dict[str, Any] = {
             "model": self.options.model, "messages": messages,
             "max_tokens": request.max_tokens, "stream": True,
@@ -126,6 +157,14 @@ class OpenAIEngine(RemoteEngine):
                 body[name] = value
         if request.stop_sequences:
             body["stop"] = list(request.stop_sequences)
+        if request.tools:
+            body["tools"] = [{"type": "function", "function": {
+                "name": t.name, "description": t.description or "",
+                "parameters": t.input_schema}} for t in request.tools]
+        if request.tool_choice is not None:
+            body["tool_choice"] = _tool_choice(request.tool_choice)
+            if request.tool_choice.disable_parallel_tool_use:
+                body["parallel_tool_calls"] = False
         return body
 
     async def read(self, response: httpx.Response, request: GenerationRequest,
@@ -135,6 +174,7 @@ class OpenAIEngine(RemoteEngine):
         finish: str | None = None
         matched_stop: str | None = None  # vLLM names the stop string that ended it
         usage: dict[str, Any] | None = None
+        calls: dict[int, list[Any]] = {}  # index -> [id, name, pieces of the arguments]
         async for _, data in sse_events(response):
             if data.strip() == "[DONE]":
                 break
@@ -144,6 +184,8 @@ class OpenAIEngine(RemoteEngine):
             if isinstance(chunk.get("usage"), dict):
                 usage = chunk["usage"]
             for choice in chunk.get("choices") or ():
+                for call in (choice.get("delta") or {}).get("tool_calls") or ():
+                    _gather(calls, call)
                 text = (choice.get("delta") or {}).get("content")
                 if text:
                     chunks += 1
@@ -162,6 +204,8 @@ class OpenAIEngine(RemoteEngine):
         rest = matcher.flush()
         if rest:
             yield TextDelta(rest, input_tokens, chunks)
+        for index in sorted(calls):
+            yield tool_call(*calls[index])
         stop_sequence = matcher.matched
         if stop_sequence is None and finish == "stop" and matched_stop in request.stop_sequences:
             stop_sequence = matched_stop
@@ -175,6 +219,17 @@ class OpenAIEngine(RemoteEngine):
         yield Finished(stop_reason=reason, input_tokens=input_tokens,
                        output_tokens=output_tokens, stop_sequence=stop_sequence,
                        cached_input_tokens=cached)
+
+
+def _gather(calls: dict[int, list[Any]], delta: dict[str, Any]) -> None:
+    """A streamed piece of a tool call: its id and name come first, its arguments in
+    pieces."""
+    index = delta.get("index", len(calls))
+    call = calls.setdefault(index, [None, None, []])
+    function = delta.get("function") or {}
+    call[0] = delta.get("id") or call[0]
+    call[1] = function.get("name") or call[1]
+    call[2].append(function.get("arguments") or "")
 
 
 def _stream_error(error: Any) -> Exception:
