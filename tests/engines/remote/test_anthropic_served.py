@@ -4,7 +4,7 @@ surfaces, hand-backs, failures after text and the cooldown, seen as a client see
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anthropic
 import httpx
@@ -12,7 +12,14 @@ import pytest
 
 from tests._server import ServerProcess
 from tests.conftest import new_key
-from tests.engines.remote._fake_anthropic import ErrorAfter, Fail, FakeAnthropic, Reply, ToolUse
+from tests.engines.remote._fake_anthropic import (
+    ErrorAfter,
+    Fail,
+    FakeAnthropic,
+    Hang,
+    Reply,
+    ToolUse,
+)
 
 KEY_ENV = "STRATUS_TEST_ANTHROPIC_KEY"
 CONFIG = """
@@ -35,6 +42,15 @@ api_key_env = "{env}"
 cooldown_after = 2
 cooldown = 0.5
 max_cooldown = 1
+
+[[models]]
+slug = "claude-timeout"
+engine = "anthropic"
+execution_timeout = 1
+[models.options]
+base_url = "{url}"
+model = "claude-3-5-haiku-latest"
+api_key_env = "{env}"
 """
 
 
@@ -209,3 +225,37 @@ def test_an_image_url_from_a_private_address_is_refused(served: ServerProcess) -
                 {"type": "text", "text": "what is it"}]}]})
     assert response.status_code == 400
     assert "non-public address" in response.json()["error"]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_a_cancel_closes_the_upstream_stream(fake: FakeAnthropic,
+                                            served: ServerProcess) -> None:
+    fake.script(Hang())
+    with served.client() as api:
+        rid = api.post("/v2/claude-remote", json={
+            "messages": [{"role": "user", "content": "x"}], "max_tokens": 10}
+                       ).json()["request_id"]
+        assert wait_for(lambda: fake.inflight == 1)
+        assert api.post(f"/v2/requests/{rid}/cancel").status_code == 200
+        assert wait_for(lambda: fake.inflight == 0)
+        status = api.get(f"/v2/requests/{rid}/status").json()
+    assert status["status"] == "FAILED" and status["error_type"] == "cancelled"
+
+
+def test_the_execution_timeout_closes_the_upstream_stream(fake: FakeAnthropic,
+                                                         served: ServerProcess) -> None:
+    fake.script(Hang())
+    with served.client() as api:
+        response = api.post("/v1/claude-timeout", json={
+            "messages": [{"role": "user", "content": "x"}], "max_tokens": 10})
+        assert wait_for(lambda: fake.inflight == 0)
+    assert response.status_code == 504, response.text
+    assert "execution timeout of 1 s" in response.json()["error"]
