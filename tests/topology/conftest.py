@@ -54,22 +54,25 @@ class Cluster:
         self.redis = redis
         self.database_url = database_url
         self.procs: list[ServerProcess] = []
+        self.models = ""  # more [[models]] for the processes started from now on
 
     @property
     def env(self) -> dict[str, str]:
         return {"STRATUS_DATABASE_URL": self.database_url, "STRATUS_REDIS_URL": self.redis.url}
 
-    def process(self, command: str, *args: str, start: bool = True) -> ServerProcess:
-        proc = ServerProcess(self.root / f"{command}{len(self.procs)}", CONFIG, args, self.env,
-                             command=command)
+    def process(self, command: str, *args: str, start: bool = True,
+                env: dict[str, str] | None = None) -> ServerProcess:
+        proc = ServerProcess(self.root / f"{command}{len(self.procs)}", CONFIG + self.models,
+                             args, {**self.env, **(env or {})}, command=command)
         self.procs.append(proc)
         return proc.start() if start else proc
 
     def api(self) -> ServerProcess:
         return self.process("api")
 
-    def worker(self, *models: str) -> ServerProcess:
-        return self.process("worker", *(("--models", ",".join(models)) if models else ()))
+    def worker(self, *models: str, env: dict[str, str] | None = None) -> ServerProcess:
+        return self.process("worker", *(("--models", ",".join(models)) if models else ()),
+                            env=env)
 
     def sql(self, query: str, *params: object) -> list[tuple]:
         with psycopg.connect(self.database_url) as conn:

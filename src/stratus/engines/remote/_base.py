@@ -100,7 +100,7 @@ class RemoteEngine(ABC):
         return Upstream(self.options, self.config.slug, self.probe_path)
 
     async def start(self, generate: bool = True) -> None:
-        self.upstream.start()
+        self.upstream.start(generate)
 
     async def close(self) -> None:
         await self.upstream.close()

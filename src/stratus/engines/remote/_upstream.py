@@ -162,12 +162,13 @@ class Upstream:
         self.key: str | None = None
         self.cooldown = Cooldown(options, name, self.probe)
 
-    def start(self) -> None:
-        """Open the pool; read the key. A key variable that is not set is an error now."""
+    def start(self, generate: bool = True) -> None:
+        """Open the pool; read the key. A key variable that is not set is an error now for a
+        process that generates (an API node only counts: without the key, it estimates)."""
         env = self.options.api_key_env
         if env is not None:
             self.key = os.environ.get(env) or None
-            if self.key is None:
+            if self.key is None and generate:
                 raise UpstreamError(
                     f"model {self.name!r}: the environment variable {env} (api_key_env) "
                     "holding the upstream's API key is not set")

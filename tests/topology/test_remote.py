@@ -1,0 +1,56 @@
+"""A model served by an upstream, on a split deployment: the API node only counts (it holds
+no upstream key), the worker holds the key and the slots."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import anthropic
+import httpx
+import pytest
+from tests.engines.remote._fake_anthropic import Fail, FakeAnthropic, Reply
+from tests.topology.conftest import Cluster
+
+KEY_ENV = "STRATUS_TEST_UPSTREAM_KEY"
+MODEL = """
+[[models]]
+slug = "claude-remote"
+engine = "anthropic"
+[models.options]
+base_url = "{url}"
+model = "claude-3-5-haiku-latest"
+api_key_env = "{env}"
+max_concurrency = 2
+cooldown_after = 1
+cooldown = 0.5
+max_cooldown = 1
+"""
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic(api_key="sk-ant-split") as server:
+        yield server
+
+
+def test_an_upstream_model_runs_on_the_worker_behind_an_api_node(
+        cluster: Cluster, fake: FakeAnthropic) -> None:
+    cluster.models = MODEL.format(url=fake.url, env=KEY_ENV)
+    api = cluster.api()  # no key in its environment: it needs none to admit
+    worker = cluster.worker("claude-remote", env={KEY_ENV: "sk-ant-split"})
+    client = anthropic.Anthropic(base_url=api.url, api_key=api.key, max_retries=0)
+    fake.script(Reply(text="from the upstream", delay=0.01))
+    with client.messages.stream(model="claude-remote", max_tokens=20,
+                                messages=[{"role": "user", "content": "hi"}]) as stream:
+        pieces = list(stream.text_stream)
+    assert "".join(pieces) == "from the upstream" and len(pieces) > 1
+    assert fake.requests[-1].headers["x-api-key"] == "sk-ant-split"
+
+    fake.script(Fail(503, "api_error"), Reply(text="after the cooldown"))
+    message = client.messages.create(model="claude-remote", max_tokens=20,
+                                     messages=[{"role": "user", "content": "again"}])
+    assert message.content[0].text == "after the cooldown"  # type: ignore[union-attr]
+    ready = httpx.get(worker.url + "/ready").json()
+    assert ready["models"] == {"claude-remote": {"state": "ready", "reason": None,
+                                                 "next_probe_at": None}}
+    assert any(r.path == "/v1/models" for r in fake.requests)  # the worker's probe
