@@ -8,7 +8,6 @@ own. An ``error`` event before any text (``overloaded_error``, ``rate_limit_erro
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,7 +29,6 @@ from stratus.engines._types import (
 from stratus.engines.remote._base import (
     RemoteEngine,
     chunk_json,
-    estimate_tokens,
     final_prefill_is_empty,
     tool_call,
 )
@@ -38,11 +36,8 @@ from stratus.engines.remote._upstream import (
     Refused,
     Upstream,
     UpstreamError,
-    error_message,
     sse_events,
 )
-
-log = logging.getLogger("stratus.engines.remote")
 
 STOP_REASONS: dict[str, StopReason] = {"end_turn": "end_turn", "max_tokens": "max_tokens",
                                        "stop_sequence": "stop_sequence", "tool_use": "tool_use"}
@@ -85,7 +80,6 @@ class AnthropicEngine(RemoteEngine):
     def __init__(self, config: ModelConfig, options: AnthropicOptions) -> None:
         super().__init__(config, options)
         self.tokenizer = options.tokenizer
-        self._warned = False
 
     def _upstream(self) -> Upstream:
         assert isinstance(self.options, AnthropicOptions)
@@ -106,24 +100,14 @@ class AnthropicEngine(RemoteEngine):
                 exclude_none=True, exclude_defaults=request.tool_choice.type == "none")
         return prompt
 
-    async def count_tokens(self, request: GenerationRequest) -> int:
-        """Anthropic's ``count_tokens`` (``tokenizer = "upstream"``), else the estimate."""
-        if self.tokenizer != "upstream":
-            return estimate_tokens(request)
-        try:
-            response = await self.upstream.client.post(
-                self.upstream.base + "/v1/messages/count_tokens",
-                headers=self.upstream.headers(), json=self._prompt(request))
-            if response.status_code != 200:
-                raise UpstreamError(f"HTTP {response.status_code}: "
-                                    f"{error_message(response.content)}")
-            return int(response.json()["input_tokens"])
-        except (httpx.HTTPError, UpstreamError, ValueError, KeyError, TypeError) as exc:
-            if not self._warned:
-                self._warned = True
-                log.warning("model %s: the upstream's count_tokens did not answer (%s); "
-                            "counting by estimate while it does not", self.config.slug, exc)
-            return estimate_tokens(request)
+    def asks_upstream(self) -> bool:
+        return self.tokenizer == "upstream"
+
+    async def upstream_count(self, request: GenerationRequest) -> int:
+        """Anthropic's ``POST /v1/messages/count_tokens``."""
+        data = await self.upstream.post_json(self.upstream.base + "/v1/messages/count_tokens",
+                                             self._prompt(request))
+        return int(data["input_tokens"])
 
     def body(self, request: GenerationRequest) -> dict[str, Any]:
         body = {**self._prompt(request), "max_tokens": request.max_tokens, "stream": True}

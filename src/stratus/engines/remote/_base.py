@@ -95,6 +95,7 @@ class RemoteEngine(ABC):
         self.config = config
         self.options = options
         self.upstream = self._upstream()
+        self._warned = False  # the upstream's tokenizer failed once: said in the log
 
     def _upstream(self) -> Upstream:
         return Upstream(self.options, self.config.slug, self.probe_path)
@@ -115,7 +116,24 @@ class RemoteEngine(ABC):
         return 0
 
     async def count_tokens(self, request: GenerationRequest) -> int:
-        return estimate_tokens(request)
+        """The upstream's own count where the model is set to ask it; else, and whenever
+        it cannot answer, the estimate."""
+        if not self.asks_upstream():
+            return estimate_tokens(request)
+        try:
+            return await self.upstream_count(request)
+        except (httpx.HTTPError, UpstreamError, ValueError, KeyError, TypeError) as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning("model %s: the upstream did not count the tokens (%s); counting "
+                            "by estimate while it does not", self.config.slug, describe(exc))
+            return estimate_tokens(request)
+
+    def asks_upstream(self) -> bool:
+        return False
+
+    async def upstream_count(self, request: GenerationRequest) -> int:
+        raise NotImplementedError
 
     @abstractmethod
     def body(self, request: GenerationRequest) -> dict[str, Any]:

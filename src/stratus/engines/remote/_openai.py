@@ -10,7 +10,6 @@ matched here, for upstreams that ignore them.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -35,7 +34,6 @@ from stratus.engines._types import (
 from stratus.engines.remote._base import (
     RemoteEngine,
     chunk_json,
-    estimate_tokens,
     final_prefill_is_empty,
     plain_text,
     template_overhead,
@@ -45,11 +43,8 @@ from stratus.engines.remote._upstream import (
     Refused,
     Upstream,
     UpstreamError,
-    error_message,
     sse_events,
 )
-
-log = logging.getLogger("stratus.engines.remote")
 
 FINISH: dict[str, StopReason] = {"stop": "end_turn", "length": "max_tokens",
                                  "tool_calls": "tool_use", "function_call": "tool_use"}
@@ -108,36 +103,22 @@ class OpenAIEngine(RemoteEngine):
         super().__init__(config, options)
         self.tokenizer = options.tokenizer
         self._root = self.upstream.base.removesuffix("/v1")
-        self._warned = False
 
     def _upstream(self) -> Upstream:
         return _OpenAIUpstream(self.options, self.config.slug, self.probe_path)
 
-    async def count_tokens(self, request: GenerationRequest) -> int:
-        """The upstream's tokenizer on the bare text, plus the markup and images (see
-        ``_base``); the estimate when it has none, or cannot answer now."""
-        path = TOKENIZE_PATHS.get(self.tokenizer)
-        if path is None:
-            return estimate_tokens(request)
+    def asks_upstream(self) -> bool:
+        return self.tokenizer in TOKENIZE_PATHS
+
+    async def upstream_count(self, request: GenerationRequest) -> int:
+        """The upstream's tokenizer on the bare text (vLLM reads ``prompt``, llama-server
+        ``content``, llama-cpp-python's server ``input``), plus the markup and images."""
         text = plain_text(request)
-        try:
-            response = await self.upstream.client.post(
-                self._root + path, headers=self.upstream.headers(),
-                json={"model": self.options.model, "prompt": text, "content": text,
-                      "input": text})
-            if response.status_code != 200:
-                raise UpstreamError(f"HTTP {response.status_code}: "
-                                    f"{error_message(response.content)}")
-            data = response.json()
-            count = data["count"] if "count" in data else len(data["tokens"])
-            return int(count) + template_overhead(request)
-        except (httpx.HTTPError, UpstreamError, ValueError, KeyError, TypeError) as exc:
-            if not self._warned:
-                self._warned = True
-                log.warning("model %s: the upstream's tokenizer (%s) did not answer (%s); "
-                            "counting by estimate while it does not", self.config.slug,
-                            self._root + path, exc)
-            return estimate_tokens(request)
+        data = await self.upstream.post_json(
+            self._root + TOKENIZE_PATHS[self.tokenizer],
+            {"model": self.options.model, "prompt": text, "content": text, "input": text})
+        count = data["count"] if "count" in data else len(data["tokens"])
+        return int(count) + template_overhead(request)
 
     def body(self, request: GenerationRequest) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []

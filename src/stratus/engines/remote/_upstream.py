@@ -205,6 +205,17 @@ class Upstream:
     def headers(self) -> dict[str, str]:  # overridden per upstream kind
         return {}
 
+    async def post_json(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A small POST (counting tokens): its JSON answer, or ``UpstreamError``."""
+        response = await self.client.post(url, headers=self.headers(), json=body)
+        if response.status_code != 200:
+            raise UpstreamError(f"HTTP {response.status_code}: "
+                                f"{error_message(response.content)}")
+        data = response.json()
+        if not isinstance(data, dict):
+            raise UpstreamError(f"an answer that is not a JSON object: {response.text[:200]}")
+        return data
+
     @contextlib.asynccontextmanager
     async def stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
         """POST ``body`` and hold the streamed response open (closing it closes the upstream
