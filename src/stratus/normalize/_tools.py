@@ -32,7 +32,7 @@ def tools_of(body: MessagesRequest,
     for i, tool in enumerate(tools):
         if not tool.name:
             raise InvalidRequest(f"tools[{i}].name must not be empty")
-        if names.count(tool.name) > 1:
+        if tool.name in names[:i]:
             raise InvalidRequest(f"tools[{i}].name {tool.name!r} is used twice: tool names "
                                  "must be unique")
         if tool.input_schema.get("type") != "object":
