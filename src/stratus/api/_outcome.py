@@ -7,6 +7,7 @@ from stratus.errors import (
     ContentBlocked,
     EngineFailed,
     GatewayTimeout,
+    InvalidRequest,
     ServiceError,
     UnprocessableRequest,
 )
@@ -15,12 +16,14 @@ from stratus.store import ErrorType, JobRecord, Message, Status
 
 def failure_error(record: JobRecord) -> ServiceError:
     """The error a FAILED job is reported as on a route that waited for it: timeout 504,
-    engine 502, content policy 400, else 422."""
+    engine 502, content policy and a request the engine refused 400, else 422."""
     message = record.error or "the request failed"
     extra = {"request_id": record.id, "status": "FAILED"}
     kind: type[ServiceError] = UnprocessableRequest
     if record.error_type == ErrorType.POLICY:
         kind = ContentBlocked
+    elif record.error_type == ErrorType.INVALID:
+        kind = InvalidRequest
     elif record.error_type == ErrorType.TIMEOUT:
         kind = GatewayTimeout
     elif record.error_type in (ErrorType.ENGINE, ErrorType.WORKER_LOST):

@@ -160,11 +160,19 @@ class EngineBusy(Exception):
     """The engine cannot take the request now (an upstream at capacity, a 429 or 503 before
     any output). Raised before the first text, it hands the job back to the queue without
     spending an attempt; the worker waits ``retry_after`` seconds before claiming another
-    job of the model."""
+    job of the model. ``tries``: how often one job may be handed back for this (None: the
+    worker's bound)."""
 
-    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+    def __init__(self, message: str, retry_after: float = 1.0,
+                 tries: int | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.tries = tries
+
+
+class RequestRejected(Exception):
+    """The engine (an upstream) refused the request itself as invalid: the job fails as an
+    invalid request, the client's to fix, not as the engine's failure."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ class ErrorType(enum.StrEnum):
     ENGINE = "engine_error"
     WORKER_LOST = "worker_lost"
     POLICY = "content_policy"
+    INVALID = "invalid_request"  # the engine (an upstream) refused the request as invalid
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,14 @@ import logging
 import time
 import uuid
 
-from stratus.engines import EngineBusy, Finished, GenerationRequest, TextDelta, ToolCall
+from stratus.engines import (
+    EngineBusy,
+    Finished,
+    GenerationRequest,
+    RequestRejected,
+    TextDelta,
+    ToolCall,
+)
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
@@ -248,11 +255,15 @@ class Worker:
         except EngineBusy as exc:
             if progress.first_token is not None:  # text was sent: it cannot start again
                 return Failed(f"the engine failed: {exc}", ErrorType.ENGINE)
-            if job.handbacks >= self._max_handbacks:
+            bound = self._max_handbacks if exc.tries is None \
+                else min(exc.tries, self._max_handbacks)
+            if job.handbacks >= bound:
                 return Failed(f"the engine stayed busy ({exc}); the request was handed back "
                               f"to the queue {job.handbacks} times and is given up",
                               ErrorType.ENGINE)
             return Busy(str(exc), max(exc.retry_after, 0.0))
+        except RequestRejected as exc:
+            return Failed(str(exc), ErrorType.INVALID)
         except TimeoutError:
             return Failed(
                 f"the request ran past model {spec.slug!r}'s execution timeout of "

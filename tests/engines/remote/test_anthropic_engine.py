@@ -15,6 +15,7 @@ from stratus.engines import (
     Finished,
     GenerationRequest,
     ImagePart,
+    RequestRejected,
     TextDelta,
     TextPart,
     ToolCall,
@@ -147,7 +148,7 @@ async def test_images_and_prefill_reach_the_upstream_as_anthropic_blocks(
 
 
 @pytest.mark.parametrize(("status", "kind", "retry_after"), [
-    (529, "overloaded_error", None), (429, "rate_limit_error", 7.0), (500, "api_error", None)])
+    (529, "overloaded_error", None), (429, "rate_limit_error", 7.0), (503, "api_error", None)])
 async def test_an_overload_before_any_text_hands_the_job_back(
         fake: FakeAnthropic, status: int, kind: str, retry_after: float | None) -> None:
     engine = engine_for(fake)
@@ -183,13 +184,27 @@ async def test_an_error_event_before_text_hands_back_and_after_text_fails(
     assert "".join(seen) == "half an answer"
 
 
-async def test_a_refused_request_fails_with_the_upstreams_message(fake: FakeAnthropic) -> None:
+async def test_a_refused_request_fails_as_the_clients_to_fix(fake: FakeAnthropic) -> None:
     engine = engine_for(fake)
     await engine.start()
     try:
         fake.script(Fail(400, "invalid_request_error", message="prompt is too long"))
-        with pytest.raises(UpstreamError, match="HTTP 400: prompt is too long"):
+        with pytest.raises(RequestRejected, match="HTTP 400: prompt is too long"):
             await collect(engine, ask())
+    finally:
+        await engine.close()
+
+
+async def test_a_plain_500_is_retried_for_one_job_twice_and_cools_nothing(
+        fake: FakeAnthropic) -> None:
+    engine = engine_for(fake, cooldown_after=1)
+    await engine.start()
+    try:
+        fake.script(Fail(500, "api_error"))
+        with pytest.raises(EngineBusy) as busy:
+            await collect(engine, ask())
+        assert busy.value.tries == 2
+        assert engine.capacity() > 0 and engine.health().state == "ready"
     finally:
         await engine.close()
 
@@ -304,5 +319,4 @@ async def test_tools_pass_through_both_ways(fake: FakeAnthropic) -> None:
     assert body["messages"][1]["content"][1] == {
         "type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
     assert body["messages"][2]["content"][0] == {
-        "type": "tool_result", "tool_use_id": "toolu_1",
-        "content": [{"type": "text", "text": "18 C, sunny"}]}
+        "type": "tool_result", "tool_use_id": "toolu_1", "content": "18 C, sunny"}

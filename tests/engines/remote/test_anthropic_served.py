@@ -140,7 +140,7 @@ def test_an_error_after_text_fails_the_job_and_charges_nothing_more(
 
 def test_a_failing_upstream_cools_down_and_its_jobs_wait_queued(
         fake: FakeAnthropic, served: ServerProcess) -> None:
-    fake.script(*[Fail(500, "api_error")] * 2)
+    fake.script(*[Fail(503, "api_error")] * 2)
     with served.client() as api:
         submitted = api.post("/v2/claude-remote", json={
             "messages": [{"role": "user", "content": "after the storm"}], "max_tokens": 10})
@@ -198,8 +198,7 @@ def test_a_tool_loop_runs_through_the_queue(fake: FakeAnthropic,
                                                "name": "get_weather",
                                                "input": {"city": "Paris"}}]
     assert sent["messages"][2]["content"] == [{"type": "tool_result", "tool_use_id": "toolu_01",
-                                               "content": [{"type": "text",
-                                                            "text": "18 C, sunny"}]}]
+                                               "content": "18 C, sunny"}]
 
 
 def test_a_streamed_tool_call_arrives_as_input_json(fake: FakeAnthropic,

@@ -72,8 +72,8 @@ def test_a_conversation_with_tools_and_images_as_a_chat_completions_body() -> No
             ChatMessage(role="assistant", parts=(
                 ToolUsePart(id="call_1", name="get_weather", input={"city": "Oslo"}),)),
             ChatMessage(role="user", parts=(
-                ToolResultPart(tool_use_id="call_1", content=(TextPart(text="-3 C"),),
-                               is_error=False),
+                ToolResultPart(tool_use_id="call_1", is_error=False, content=(
+                    TextPart(text="-3 C"), ImagePart(media_type="image/png", data="AAAA"))),
                 TextPart(text="Warmer anywhere?"))),
             ChatMessage(role="assistant", parts=(TextPart(text=""),)),  # an empty prefill
         ))
@@ -87,7 +87,9 @@ def test_a_conversation_with_tools_and_images_as_a_chat_completions_body() -> No
             {"id": "call_1", "type": "function",
              "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "-3 C"},
-        {"role": "user", "content": "Warmer anywhere?"},
+        {"role": "user", "content": [  # a tool message holds text only: its image follows
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            {"type": "text", "text": "Warmer anywhere?"}]},
     ]
     assert body["tools"] == [{"type": "function", "function": {
         "name": "get_weather", "description": "The weather in a city",
@@ -98,6 +100,7 @@ def test_a_conversation_with_tools_and_images_as_a_chat_completions_body() -> No
     assert (body["max_tokens"], body["temperature"], body["seed"], body["stop"]) == \
         (32, 0.3, 5, ["END"])
     assert "top_p" not in body and "top_k" not in body  # left to the upstream
+    assert "top_k" not in engine().body(ask(top_k=0))  # 0: the whole vocabulary
 
 
 @pytest.mark.parametrize(("kind", "wire"), [("auto", "auto"), ("any", "required"),
@@ -186,3 +189,24 @@ async def test_an_upstream_that_cannot_be_reached_hands_the_job_back() -> None:
                 pass
     finally:
         await unreachable.close()
+
+
+async def test_tool_calls_ended_with_stop_are_a_tool_use() -> None:
+    got = await events(sse(
+        choice({"tool_calls": [{"index": 0, "type": "function", "function": {
+            "name": "get_weather", "arguments": '{"city": "Oslo"}'}}]}),
+        choice({}, "stop"), "[DONE]"), ask(tools=(WEATHER,)))
+    call = next(e for e in got if isinstance(e, ToolCall))
+    assert call.id.startswith("toolu_") and len(call.id) > 10  # the upstream gave none
+    assert got[-1].stop_reason == "tool_use"
+    assert got[-1].output_tokens == 1  # no usage: the pieces of the call are counted
+
+
+async def test_a_tool_call_cut_by_max_tokens_is_left_out() -> None:
+    got = await events(sse(
+        choice({"content": "Let me see."}),
+        choice({"tool_calls": [{"index": 0, "id": "c", "function": {
+            "name": "get_weather", "arguments": '{"ci'}}]}),
+        choice({}, "length"), "[DONE]"), ask(tools=(WEATHER,)))
+    assert not [e for e in got if isinstance(e, ToolCall)]
+    assert got[-1].stop_reason == "max_tokens"

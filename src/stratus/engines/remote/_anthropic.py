@@ -19,6 +19,7 @@ from stratus.engines._types import (
     EngineEvent,
     Finished,
     GenerationRequest,
+    ImagePart,
     Part,
     StopReason,
     TextDelta,
@@ -27,12 +28,13 @@ from stratus.engines._types import (
     ToolUsePart,
 )
 from stratus.engines.remote._base import (
+    PendingCall,
     RemoteEngine,
     chunk_json,
     final_prefill_is_empty,
-    tool_call,
 )
 from stratus.engines.remote._upstream import (
+    ONE_REQUEST_TRIES,
     Refused,
     Upstream,
     UpstreamError,
@@ -41,7 +43,12 @@ from stratus.engines.remote._upstream import (
 
 STOP_REASONS: dict[str, StopReason] = {"end_turn": "end_turn", "max_tokens": "max_tokens",
                                        "stop_sequence": "stop_sequence", "tool_use": "tool_use"}
-RETRYABLE = {"overloaded_error": True, "api_error": True, "rate_limit_error": False}
+# error events that may be retried: whether the upstream itself failed, the summary, tries
+RETRYABLE: dict[str, tuple[bool, str, int | None]] = {
+    "overloaded_error": (True, "the upstream is overloaded", None),
+    "rate_limit_error": (False, "the upstream is rate limiting", None),
+    "api_error": (False, "the upstream had an internal error", ONE_REQUEST_TRIES),
+}
 
 
 class _AnthropicUpstream(Upstream):
@@ -62,8 +69,11 @@ def _block(part: Part) -> dict[str, Any]:
     if isinstance(part, ToolUsePart):
         return {"type": "tool_use", "id": part.id, "name": part.name, "input": part.input}
     if isinstance(part, ToolResultPart):
-        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.tool_use_id,
-                                 "content": [_block(p) for p in part.content]}
+        block: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.tool_use_id}
+        if any(isinstance(p, ImagePart) for p in part.content):
+            block["content"] = [_block(p) for p in part.content if _kept(p)]
+        elif part.text:
+            block["content"] = part.text
         if part.is_error:
             block["is_error"] = True
         return block
@@ -71,6 +81,11 @@ def _block(part: Part) -> dict[str, Any]:
         raise UpstreamError("an image URL reached the engine unfetched: submit it again")
     return {"type": "image",
             "source": {"type": "base64", "media_type": part.media_type, "data": part.data}}
+
+
+def _kept(part: Part) -> bool:
+    """Anthropic refuses text blocks that hold only white space."""
+    return not isinstance(part, TextPart) or bool(part.text.strip())
 
 
 class AnthropicEngine(RemoteEngine):
@@ -86,8 +101,7 @@ class AnthropicEngine(RemoteEngine):
         return _AnthropicUpstream(self.options, self.config.slug, self.probe_path)
 
     def _prompt(self, request: GenerationRequest) -> dict[str, Any]:
-        messages = [{"role": m.role, "content": [_block(p) for p in m.parts if
-                                                 not isinstance(p, TextPart) or p.text]}
+        messages = [{"role": m.role, "content": [_block(p) for p in m.parts if _kept(p)]}
                     for i, m in enumerate(request.messages)
                     if not final_prefill_is_empty(request, i)]
         prompt: dict[str, Any] = {"model": self.options.model, "messages": messages}
@@ -113,9 +127,9 @@ class AnthropicEngine(RemoteEngine):
         body = {**self._prompt(request), "max_tokens": request.max_tokens, "stream": True}
         if request.temperature is not None:  # Anthropic's scale is 0 to 1
             body["temperature"] = min(request.temperature, 1.0)
-        if request.top_p is not None:
+        elif request.top_p is not None:  # current models take one of the two, not both
             body["top_p"] = request.top_p
-        if request.top_k is not None:
+        if request.top_k:  # 0 is the whole vocabulary: no top_k at all
             body["top_k"] = request.top_k
         if request.stop_sequences:
             body["stop_sequences"] = list(request.stop_sequences)
@@ -129,7 +143,7 @@ class AnthropicEngine(RemoteEngine):
         stop_reason: str | None = None
         stop_sequence: str | None = None
         ended = False
-        tools: dict[int, list[Any]] = {}  # block index -> [id, name, pieces of the input]
+        tools: dict[int, PendingCall] = {}  # by block index: emitted once the message ends
         async for event, data in sse_events(response):
             payload = chunk_json(data)
             kind = payload.get("type", event)
@@ -141,16 +155,15 @@ class AnthropicEngine(RemoteEngine):
             elif kind == "content_block_start":
                 block = payload.get("content_block") or {}
                 if block.get("type") == "tool_use":
-                    tools[payload.get("index", -1)] = [block.get("id"), block.get("name"), []]
+                    tools[payload.get("index", -1)] = PendingCall(block.get("id"),
+                                                                  block.get("name"))
             elif kind == "content_block_delta":
                 delta = payload.get("delta") or {}
                 if delta.get("type") == "text_delta" and delta.get("text"):
                     deltas += 1
                     yield TextDelta(delta["text"], input_tokens, deltas)
                 elif delta.get("type") == "input_json_delta" and payload.get("index") in tools:
-                    tools[payload["index"]][2].append(delta.get("partial_json") or "")
-            elif kind == "content_block_stop" and payload.get("index", -1) in tools:
-                yield tool_call(*tools.pop(payload.get("index", -1)))
+                    tools[payload["index"]].pieces.append(delta.get("partial_json") or "")
             elif kind == "message_delta":
                 delta = payload.get("delta") or {}
                 stop_reason = delta.get("stop_reason") or stop_reason
@@ -165,8 +178,13 @@ class AnthropicEngine(RemoteEngine):
                 raise _stream_error(payload.get("error") or {})
         if not ended:
             raise Refused("the upstream closed the stream before message_stop", None,
-                          failure=True)
-        yield Finished(stop_reason=STOP_REASONS.get(stop_reason or "", "end_turn"),
+                          failure=True, summary="the upstream cuts its streams short")
+        reason = STOP_REASONS.get(stop_reason or "", "end_turn")
+        for _, pending in sorted(tools.items()):
+            call = pending.finish(cut=reason == "max_tokens")
+            if call is not None:
+                yield call
+        yield Finished(stop_reason=reason,
                        input_tokens=input_tokens,
                        output_tokens=deltas if output_tokens is None else output_tokens,
                        stop_sequence=stop_sequence, cached_input_tokens=cached)
@@ -176,5 +194,6 @@ def _stream_error(error: dict[str, Any]) -> Exception:
     kind = str(error.get("type") or "error")
     message = f"the upstream reported {kind}: {error.get('message') or 'no message'}"
     if kind in RETRYABLE:
-        return Refused(message, None, failure=RETRYABLE[kind])
+        failure, summary, tries = RETRYABLE[kind]
+        return Refused(message, None, failure=failure, summary=summary, tries=tries)
     return UpstreamError(message)

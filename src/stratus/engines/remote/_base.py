@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -72,17 +74,29 @@ def chunk_json(data: str) -> dict[str, Any]:
     return chunk
 
 
-def tool_call(call_id: Any, name: Any, pieces: list[str]) -> ToolCall:
-    """A tool call whose input arrived in pieces of JSON."""
-    document = "".join(pieces) or "{}"
-    try:
-        arguments = json.loads(document)
-    except ValueError:
-        arguments = None
-    if not isinstance(arguments, dict) or not isinstance(name, str) or not name:
-        raise UpstreamError(f"the upstream called tool {name!r} with an input that is not a "
-                            f"JSON object: {document[:200]!r}")
-    return ToolCall(id=str(call_id or ""), name=name, input=arguments)
+@dataclass
+class PendingCall:
+    """A tool call as it streams in: its id and name, then its input in pieces of JSON."""
+
+    id: str | None = None
+    name: str | None = None
+    pieces: list[str] = field(default_factory=list)
+
+    def finish(self, cut: bool) -> ToolCall | None:
+        """The whole call; None for one the output limit cut short (``cut``: the reply
+        ended at ``max_tokens``); ``UpstreamError`` for an input that is not an object."""
+        document = "".join(self.pieces) or "{}"
+        try:
+            arguments = json.loads(document)
+        except ValueError:
+            arguments = None
+        if not isinstance(arguments, dict) or not self.name:
+            if cut:
+                return None
+            raise UpstreamError(f"the upstream called tool {self.name!r} with an input that "
+                                f"is not a JSON object: {document[:200]!r}")
+        return ToolCall(id=self.id or "toolu_" + uuid.uuid4().hex[:24], name=self.name,
+                        input=arguments)
 
 
 class RemoteEngine(ABC):
@@ -164,4 +178,5 @@ class RemoteEngine(ABC):
             message = f"the upstream's stream broke: {describe(exc)}"
             if started:
                 raise UpstreamError(message) from None
-            raise self.upstream.busy(Refused(message, None, failure=True)) from None
+            raise self.upstream.busy(Refused(
+                message, None, failure=True, summary="the upstream's streams break")) from None

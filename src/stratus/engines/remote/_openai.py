@@ -32,12 +32,12 @@ from stratus.engines._types import (
     ToolUsePart,
 )
 from stratus.engines.remote._base import (
+    PendingCall,
     RemoteEngine,
     chunk_json,
     final_prefill_is_empty,
     plain_text,
     template_overhead,
-    tool_call,
 )
 from stratus.engines.remote._upstream import (
     Refused,
@@ -82,9 +82,11 @@ def _turn(message: ChatMessage) -> list[dict[str, Any]]:
         if calls:
             turn["tool_calls"] = calls
         return [turn]
+    returned = [p for p in message.parts if isinstance(p, ToolResultPart)]
     results = [{"role": "tool", "tool_call_id": p.tool_use_id,
-                "content": ("[error] " if p.is_error else "") + p.text}
-               for p in message.parts if isinstance(p, ToolResultPart)]
+                "content": ("[error] " if p.is_error else "") + p.text} for p in returned]
+    # a tool message holds text only: the images tools returned go in the user turn after
+    plain = [i for p in returned for i in p.content if isinstance(i, ImagePart)] + plain
     return results + ([{"role": "user", "content": _content(plain)}] if plain or not results
                       else [])
 
@@ -132,10 +134,12 @@ class OpenAIEngine(RemoteEngine):
             "max_tokens": request.max_tokens, "stream": True,
             "stream_options": {"include_usage": True},
         }
-        for name in ("temperature", "top_p", "top_k", "seed"):
+        for name in ("temperature", "top_p", "seed"):
             value = getattr(request, name)
             if value is not None:
                 body[name] = value
+        if request.top_k:  # 0 is the whole vocabulary: no top_k at all
+            body["top_k"] = request.top_k
         if request.stop_sequences:
             body["stop"] = list(request.stop_sequences)
         if request.tools:
@@ -155,7 +159,7 @@ class OpenAIEngine(RemoteEngine):
         finish: str | None = None
         matched_stop: str | None = None  # vLLM names the stop string that ended it
         usage: dict[str, Any] | None = None
-        calls: dict[int, list[Any]] = {}  # index -> [id, name, pieces of the arguments]
+        calls: dict[int, PendingCall] = {}  # by the index the upstream gives
         async for _, data in sse_events(response):
             if data.strip() == "[DONE]":
                 break
@@ -181,17 +185,23 @@ class OpenAIEngine(RemoteEngine):
                 break  # closing the stream stops the upstream
         if matcher.matched is None and finish is None:
             raise Refused("the upstream closed the stream before it finished", None,
-                          failure=True)
+                          failure=True, summary="the upstream cuts its streams short")
         rest = matcher.flush()
         if rest:
             yield TextDelta(rest, input_tokens, chunks)
-        for index in sorted(calls):
-            yield tool_call(*calls[index])
         stop_sequence = matcher.matched
         if stop_sequence is None and finish == "stop" and matched_stop in request.stop_sequences:
             stop_sequence = matched_stop
         reason: StopReason = "stop_sequence" if stop_sequence is not None \
             else FINISH.get(finish or "stop", "end_turn")
+        made = [call.finish(cut=reason != "end_turn" and reason != "tool_use")
+                for _, call in sorted(calls.items())]
+        made_calls = [call for call in made if call is not None]
+        for call in made_calls:
+            yield call
+        if made_calls and reason == "end_turn":  # some servers end tool calls with "stop"
+            reason = "tool_use"
+        chunks += sum(len(call.pieces) for call in calls.values())
         output_tokens, cached = chunks, 0
         if usage is not None:  # none when the stream was closed here, at a stop sequence
             input_tokens = int(usage.get("prompt_tokens") or input_tokens)
@@ -202,15 +212,15 @@ class OpenAIEngine(RemoteEngine):
                        cached_input_tokens=cached)
 
 
-def _gather(calls: dict[int, list[Any]], delta: dict[str, Any]) -> None:
+def _gather(calls: dict[int, PendingCall], delta: dict[str, Any]) -> None:
     """A streamed piece of a tool call: its id and name come first, its arguments in
     pieces."""
-    index = delta.get("index", len(calls))
-    call = calls.setdefault(index, [None, None, []])
+    call = calls.setdefault(delta.get("index", len(calls)), PendingCall())
     function = delta.get("function") or {}
-    call[0] = delta.get("id") or call[0]
-    call[1] = function.get("name") or call[1]
-    call[2].append(function.get("arguments") or "")
+    call.id = delta.get("id") or call.id
+    call.name = function.get("name") or call.name
+    if function.get("arguments"):
+        call.pieces.append(function["arguments"])
 
 
 def _stream_error(error: Any) -> Exception:
@@ -223,5 +233,8 @@ def _stream_error(error: Any) -> Exception:
         message = kind = str(error)
     text = f"the upstream reported an error: {message}"
     if any(word in kind for word in ("overload", "rate_limit", "429", "503", "unavailable")):
-        return Refused(text, None, failure="rate_limit" not in kind and "429" not in kind)
+        limited = "rate_limit" in kind or "429" in kind
+        return Refused(text, None, failure=not limited,
+                       summary="the upstream is rate limiting" if limited
+                       else "the upstream is overloaded")
     return UpstreamError(text)
