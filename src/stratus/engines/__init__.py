@@ -1,6 +1,6 @@
 """Engines: model runtimes behind one protocol."""
 
-from stratus.engines._registry import Host, build_engine
+from stratus.engines._registry import ENGINES, Host, build_engine
 from stratus.engines._types import (
     ChatMessage,
     Engine,
@@ -23,6 +23,7 @@ from stratus.engines._types import (
 )
 
 __all__ = [
+    "ENGINES",
     "ChatMessage",
     "Engine",
     "EngineBusy",

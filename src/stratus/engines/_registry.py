@@ -60,15 +60,19 @@ def _anthropic(model: ModelConfig, options: Any, host: Host) -> Engine:
 
 @dataclass(frozen=True, slots=True)
 class EngineKind:
+    """``remote``: the model runs at an upstream, whose defaults apply to what a request
+    leaves out of sampling (the model's ``sampling`` does not)."""
+
     options: type[EngineOptions]
     build: Build
+    remote: bool = False
 
 
 ENGINES: dict[str, EngineKind] = {
     "echo": EngineKind(EchoOptions, _echo),
     "llamacpp": EngineKind(LlamaCppOptions, _llamacpp),
-    "openai": EngineKind(OpenAIOptions, _openai),
-    "anthropic": EngineKind(AnthropicOptions, _anthropic),
+    "openai": EngineKind(OpenAIOptions, _openai, remote=True),
+    "anthropic": EngineKind(AnthropicOptions, _anthropic, remote=True),
 }
 
 

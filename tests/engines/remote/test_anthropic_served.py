@@ -3,6 +3,7 @@ surfaces, hand-backs, failures after text and the cooldown, seen as a client see
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -258,3 +259,22 @@ def test_the_execution_timeout_closes_the_upstream_stream(fake: FakeAnthropic,
         assert wait_for(lambda: fake.inflight == 0)
     assert response.status_code == 504, response.text
     assert "execution timeout of 1 s" in response.json()["error"]
+
+
+def test_a_reply_that_only_calls_a_tool_streams_as_it_is_stored(
+        fake: FakeAnthropic, client: anthropic.Anthropic, served: ServerProcess) -> None:
+    fake.script(Reply(text="", input_tokens=21,
+                      tool_uses=(ToolUse("get_weather", {"city": "Lima"}, id="toolu_03"),)))
+    with served.client() as api, api.stream("POST", "/v1/messages", json={
+            "model": "claude-remote", "max_tokens": 50, "stream": True, "tools": [WEATHER],
+            "messages": [{"role": "user", "content": "Lima?"}]}) as response:
+        rid = response.headers["request-id"]
+        events = [json.loads(line.removeprefix("data: ")) for line in response.iter_lines()
+                  if line.startswith("data: ")]
+        stored = json.loads(api.get(f"/v2/requests/{rid}").json()["output"])
+    starts = [e["content_block"] for e in events if e["type"] == "content_block_start"]
+    assert starts == [{"type": "tool_use", "id": "toolu_03", "name": "get_weather",
+                       "input": {}}]
+    assert [b["type"] for b in stored["content"]] == ["tool_use"]
+    usage = next(e for e in events if e["type"] == "message_delta")["usage"]
+    assert usage["input_tokens"] == 21  # the upstream's count, not admission's estimate

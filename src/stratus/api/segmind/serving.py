@@ -9,6 +9,7 @@ from typing import Any
 from stratus.accounts import Caller
 from stratus.admission import Admission, Submission
 from stratus.api._outcome import failure_error
+from stratus.engines import ENGINES
 from stratus.errors import (
     InvalidRequest,
 )
@@ -140,7 +141,8 @@ def model_list(runtime: Runtime, caller: Caller) -> dict[str, Any]:
                      "output_per_million": cfg.price_output,
                      "cached_input_per_million": cfg.price_input
                      if cfg.price_cached_input is None else cfg.price_cached_input},
-            sampling=cfg.sampling.model_dump(),
+            # a remote model samples as its upstream does by default
+            sampling={} if ENGINES[cfg.engine].remote else cfg.sampling.model_dump(),
             status=ModelState.model_validate(spec.state()),
         ))
     return ModelList(data=cards).model_dump()

@@ -28,16 +28,22 @@ log = logging.getLogger("stratus.engines.remote")
 
 # The estimate when the upstream cannot count: generous, so that what admission reserves
 # covers the real count (charges use the upstream's own usage).
-BYTES_PER_TOKEN = 3  # real tokenizers average about 4 bytes of English per token
+CHARS_PER_TOKEN = 3  # ASCII: real tokenizers average about 4 characters of English a token
+TOKENS_PER_CHAR = 2  # any other character (CJK, emoji): at most about 2 tokens each
 TOKENS_PER_TURN = 4  # the chat template's markup around a turn
 TOKENS_PER_IMAGE = 768
 
 
+def text_tokens(text: str) -> int:
+    """A generous count of ``text``'s tokens: one per 3 ASCII characters, 2 per other."""
+    ascii_chars = sum(1 for ch in text if ch < "\x80")
+    return math.ceil(ascii_chars / CHARS_PER_TOKEN) + TOKENS_PER_CHAR * (len(text) - ascii_chars)
+
+
 def estimate_tokens(request: GenerationRequest) -> int:
-    """One token per 3 bytes of UTF-8 text (tools, tool calls and results as JSON), 4 per
-    turn (and the system prompt), 768 per image."""
-    return math.ceil(len(plain_text(request).encode()) / BYTES_PER_TOKEN) \
-        + template_overhead(request)
+    """The text (tools, tool calls and results as JSON) by :func:`text_tokens`, 4 per turn
+    (and the system prompt), 768 per image."""
+    return text_tokens(plain_text(request)) + template_overhead(request)
 
 
 def template_overhead(request: GenerationRequest) -> int:
