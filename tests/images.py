@@ -52,6 +52,10 @@ ROUTES: dict[str, tuple[int, dict[str, str], bytes]] = {
     "/moved.png": (302, {"location": "/cat.png"}, b""),
     "/huge.png": (200, {"content-type": "image/png"}, b"\x89PNG" + b"0" * (6 * 1024 * 1024)),
     "/fake.png": (200, {"content-type": "image/png"}, b"not an image at all"),
+    # says 100000 bytes, sends 4 and hangs up
+    "/truncated.png": (200, {"content-type": "image/png", "content-length": "100000"},
+                       b"\x89PNG"),
+    "/gzipped.png": (200, {"content-type": "image/png", "content-encoding": "gzip"}, PNG),
 }
 
 
@@ -61,7 +65,8 @@ class _Images(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("content-length", str(len(body)))
+        if "content-length" not in headers:
+            self.send_header("content-length", str(len(body)))
         self.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.wfile.write(body)

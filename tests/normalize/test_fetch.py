@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from stratus.engines import ChatMessage, GenerationRequest, ImagePart, TextPart
+from stratus.engines import ChatMessage, GenerationRequest, ImagePart, TextPart, ToolResultPart
 from stratus.errors import InvalidRequest
-from stratus.normalize import ImageFetcher
+from stratus.normalize import ImageFetcher, _fetch
 from tests.images import PNG, image_site
 
 pytestmark = pytest.mark.anyio
@@ -55,6 +55,8 @@ async def test_a_private_address_is_refused_before_any_request(site: str) -> Non
     ("/moved.png", "redirects are not followed"),
     ("/huge.png", "larger than 5 MB"),
     ("/fake.png", "not a readable image"),
+    ("/truncated.png", "could not be read: RemoteProtocolError"),
+    ("/gzipped.png", "came gzip-encoded"),
 ])
 async def test_what_is_not_an_acceptable_image_is_a_clear_400(site: str, path: str,
                                                               reason: str) -> None:
@@ -72,8 +74,38 @@ async def test_a_host_that_does_not_answer_in_time_is_refused() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         try:
-            with pytest.raises(InvalidRequest, match=r"did not answer within 0\.3 s"):
+            with pytest.raises(InvalidRequest, match=r"were not all fetched within 0\.3 s"):
                 await fetcher.resolve(
                     with_url(f"http://127.0.0.1:{silent.getsockname()[1]}/cat.png"))
         finally:
             await fetcher.close()
+
+
+async def test_images_nested_in_tool_results_are_fetched_too(site: str) -> None:
+    request = GenerationRequest(max_tokens=8, messages=(ChatMessage(role="user", parts=(
+        ToolResultPart(tool_use_id="t", content=(TextPart(text="chart:"),
+                                                 ImagePart(url=site + "/cat.png"))),
+        ImagePart(url=site + "/cat.png"))),))
+    fetcher = ImageFetcher(allow_private=True)
+    try:
+        resolved = await fetcher.resolve(request)
+    finally:
+        await fetcher.close()
+    result, image = resolved.messages[0].parts
+    assert isinstance(result, ToolResultPart) and isinstance(image, ImagePart)
+    assert result.content[0] == TextPart(text="chart:")
+    for part in (result.content[1], image):
+        assert isinstance(part, ImagePart) and part.url is None and part.data
+
+
+async def test_a_request_may_fetch_only_so_much(site: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_fetch, "MAX_FETCHED_BYTES", len(PNG) * 2)
+    request = GenerationRequest(max_tokens=8, messages=(ChatMessage(role="user", parts=tuple(
+        ImagePart(url=f"{site}/cat.png") for _ in range(3))),))
+    fetcher = ImageFetcher(allow_private=True)
+    try:
+        with pytest.raises(InvalidRequest, match="may take at most"):
+            await fetcher.resolve(request)
+    finally:
+        await fetcher.close()

@@ -120,3 +120,11 @@ def test_prompt_far_too_long_is_refused_before_it_is_tokenized() -> None:
 def test_top_k_past_any_vocabulary_is_refused() -> None:
     with pytest.raises(InvalidRequest, match="top_k must be from 0 to 1000000"):
         run({"prompt": "x", "top_k": 10**23})
+
+
+def test_at_most_100_images_a_request() -> None:
+    vision = spec(capabilities=Capabilities(vision=True))
+    block = base64_block("image/png", image_b64())
+    body = {"messages": [{"role": "user", "content": [block] * 101}]}
+    with pytest.raises(InvalidRequest, match="at most 100 images"):
+        run(body, vision)

@@ -9,7 +9,7 @@ cancels the generation and frees whatever it held.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -214,4 +214,4 @@ class Engine(Protocol):
         so that a prompt far too long for the context is refused without tokenizing it."""
         ...
 
-    def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]: ...
+    def generate(self, request: GenerationRequest) -> AsyncGenerator[EngineEvent, None]: ...

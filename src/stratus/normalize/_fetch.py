@@ -4,7 +4,8 @@ image data, never a URL a client chose.
 The same guard as webhooks: the host is resolved once and every address it resolves to must
 be public (unless ``[images] allow_private``); the request goes to one of those addresses
 (pinned: no second lookup can point it elsewhere); redirects are not followed; the body is
-read up to the size limit; the whole fetch has one deadline. What comes back must be an
+read up to the size limit (5 MB an image, 32 MB for all of a request's); all of a request's
+images are fetched within one deadline, a few at a time. What comes back must be an
 image of an accepted type that decodes, as for inline images. Any failure is a 400 that names
 the block and the reason.
 """
@@ -21,6 +22,8 @@ from stratus.errors import InvalidRequest
 from stratus.normalize._images import MAX_IMAGE_BYTES, MEDIA_TYPES, inline_part
 from stratus.webhooks import pinned_request, resolve_target
 
+AT_ONCE = 4  # images of one request fetched at the same time
+MAX_FETCHED_BYTES = 32 * 1024 * 1024  # fetched for one request, in all
 RULE = ("images are only fetched from public addresses (the server's [images] allow_private "
         "setting lifts this)")
 
@@ -38,58 +41,95 @@ class ImageFetcher:
         await self._client.aclose()
 
     async def resolve(self, request: GenerationRequest) -> GenerationRequest:
-        """``request`` with every image URL replaced by the image's data."""
-        if not any(p.url for m in request.messages for p in m.images()):
+        """``request`` with every image URL replaced by the image's data: fetched
+        ``AT_ONCE`` at a time, all within one deadline, at most ``MAX_FETCHED_BYTES`` in
+        all."""
+        wanted = [(i, j, k, p.url) for i, m in enumerate(request.messages)
+                  for j, part in enumerate(m.parts)
+                  for k, p in enumerate(part.content if isinstance(part, ToolResultPart)
+                                        else (part,))
+                  if isinstance(p, ImagePart) and p.url]
+        if not wanted:
             return request
-        messages = []
-        for i, message in enumerate(request.messages):
-            parts = [await self._part(p, f"messages[{i}].content[{j}]")
-                     for j, p in enumerate(message.parts)]
-            messages.append(ChatMessage(role=message.role, parts=tuple(parts)))
-        return request.model_copy(update={"messages": tuple(messages)})
+        budget = _Budget(MAX_FETCHED_BYTES)
+        gate = asyncio.Semaphore(AT_ONCE)
 
-    async def _part(self, part: Part, path: str) -> Part:
-        if isinstance(part, ImagePart) and part.url:
-            return await self.fetch(part.url, path)
-        if isinstance(part, ToolResultPart) and any(
-                isinstance(p, ImagePart) and p.url for p in part.content):
-            content = [await self.fetch(p.url, f"{path}.content[{k}]")
-                       if isinstance(p, ImagePart) and p.url else p
-                       for k, p in enumerate(part.content)]
-            return part.model_copy(update={"content": tuple(content)})
-        return part
+        async def one(i: int, j: int, k: int, url: str) -> ImagePart:
+            nested = isinstance(request.messages[i].parts[j], ToolResultPart)
+            path = f"messages[{i}].content[{j}]" + (f".content[{k}]" if nested else "")
+            async with gate:
+                return await self._fetch(url, path, budget)
 
-    async def fetch(self, url: str, path: str) -> ImagePart:
-        what = f"{path} image URL"
         try:
             async with asyncio.timeout(self._timeout):
-                raw, media_type = await self._get(url, what)
+                fetched = await asyncio.gather(*(one(*w) for w in wanted))
         except TimeoutError:
-            raise InvalidRequest(f"{what} {url!r} did not answer within {self._timeout:g} s: "
-                                 "send the image as base64 instead") from None
+            raise InvalidRequest(
+                f"the request's {len(wanted)} image URL(s) were not all fetched within "
+                f"{self._timeout:g} s: send the images as base64 instead") from None
+        found = {(i, j, k): part for (i, j, k, _), part in zip(wanted, fetched, strict=True)}
+        return request.model_copy(update={"messages": tuple(
+            ChatMessage(role=m.role, parts=tuple(_replaced(part, i, j, found)
+                                                 for j, part in enumerate(m.parts)))
+            for i, m in enumerate(request.messages))})
+
+    async def _fetch(self, url: str, path: str, budget: _Budget) -> ImagePart:
+        what = f"{path} image URL"
+        raw, media_type = await self._get(url, what, budget)
         data = base64.b64encode(raw).decode("ascii")
         return await asyncio.to_thread(inline_part, media_type, data, path)
 
-    async def _get(self, url: str, what: str) -> tuple[bytes, str]:
+    async def _get(self, url: str, what: str, budget: _Budget) -> tuple[bytes, str]:
         target = await resolve_target(url, allow_private=self._allow_private, what=what,
                                       rule=RULE)  # an InvalidRequest if it may not be fetched
         failure: Exception | None = None
         for address in target.addresses:
             request = pinned_request(self._client, target, address, None,
-                                     {"accept": ", ".join(MEDIA_TYPES)}, method="GET")
+                                     {"accept": ", ".join(MEDIA_TYPES),
+                                      "accept-encoding": "identity"}, method="GET")
             try:
                 response = await self._client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 failure = exc
                 continue
             try:
-                return await _read(response, url, what)
+                return await _read(response, url, what, budget)
+            except httpx.HTTPError as exc:
+                raise InvalidRequest(f"{what} {url!r} could not be read: "
+                                     f"{_describe(exc)}") from None
             finally:
                 await response.aclose()
-        raise InvalidRequest(f"{what} {url!r} could not be fetched: {failure}")
+        raise InvalidRequest(f"{what} {url!r} could not be fetched: "
+                             f"{_describe(failure) if failure else 'no address'}")
 
 
-async def _read(response: httpx.Response, url: str, what: str) -> tuple[bytes, str]:
+class _Budget:
+    """The bytes the images of one request may still take."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def take(self, n: int, what: str, url: str) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise InvalidRequest(
+                f"{what} {url!r}: the images fetched for one request may take at most "
+                f"{MAX_FETCHED_BYTES // (1024 * 1024)} MB in all: send fewer or smaller ones")
+
+
+def _replaced(part: Part, i: int, j: int, found: dict[tuple[int, int, int], ImagePart]) -> Part:
+    if isinstance(part, ToolResultPart):
+        return part.model_copy(update={"content": tuple(
+            found.get((i, j, k), p) for k, p in enumerate(part.content))})
+    return found.get((i, j, 0), part)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def _read(response: httpx.Response, url: str, what: str,
+                budget: _Budget) -> tuple[bytes, str]:
     if response.is_redirect:
         raise InvalidRequest(f"{what} {url!r} redirects (HTTP {response.status_code}); "
                              "redirects are not followed: give the image's own URL")
@@ -99,9 +139,14 @@ async def _read(response: httpx.Response, url: str, what: str) -> tuple[bytes, s
     if media_type not in MEDIA_TYPES:
         raise InvalidRequest(f"{what} {url!r} is of type {media_type or 'unknown'!r}: "
                              f"images must be one of {', '.join(MEDIA_TYPES)}")
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise InvalidRequest(f"{what} {url!r} came {encoding}-encoded: serve the image "
+                             "as it is")
     body = bytearray()
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():
         body += chunk
+        budget.take(len(chunk), what, url)
         if len(body) > MAX_IMAGE_BYTES:
             raise InvalidRequest(f"{what} {url!r} is larger than 5 MB: resize or compress it")
     return bytes(body), media_type

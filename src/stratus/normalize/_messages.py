@@ -19,6 +19,7 @@ from stratus.protocol.messages import (
 )
 
 MAX_STOP_SEQUENCES = 16
+MAX_IMAGES = 100  # per request, as Anthropic's API
 MAX_TOP_K = 1_000_000  # more than any vocabulary: the same as no top_k
 
 
@@ -51,8 +52,7 @@ def counting_request(body: MessagesRequest, spec: ModelSpec) -> GenerationReques
 def _check_length(request: GenerationRequest, spec: ModelSpec) -> None:
     """Refuse a prompt whose text alone is too long for the context, before rendering and
     tokenizing it: the engine knows how many characters a token covers at most."""
-    chars = len(request.system or "") + sum(
-        len(p.text) for m in request.messages for p in m.parts if isinstance(p, TextPart))
+    chars = len(request.system or "") + sum(len(m.rendered) for m in request.messages)
     least = spec.engine.min_tokens(chars)
     context = spec.config.context_length
     if least > context:
@@ -65,12 +65,15 @@ def check(body: MessagesRequest, spec: ModelSpec) -> Checked:
     """Everything about the request that needs no tokenizer (CPU only: run off the event
     loop for a large body)."""
     messages = _messages(body, spec)
-    has_images = any(m.images() for m in messages)
-    if has_images and not spec.config.capabilities.vision:
+    images = sum(len(m.images()) for m in messages)
+    if images and not spec.config.capabilities.vision:
         raise InvalidRequest(
             f"model {spec.slug!r} cannot take images: send text only, or pick a model "
             "with vision in GET /v1/models"
         )
+    if images > MAX_IMAGES:
+        raise InvalidRequest(f"a request may hold at most {MAX_IMAGES} images (this one has "
+                             f"{images}): send fewer")
     tools, tool_choice = tools_of(body, spec)
     _check_sampling(body)
     limit = spec.config.max_output_tokens

@@ -281,8 +281,9 @@ class Worker:
         calls: list[ToolCall] = []
         finished: Finished | None = None
         policy = self._policy if self._policy and self._policy.checks("output") else None
-        async with asyncio.timeout(spec.config.execution_timeout):
-            async for event in spec.engine.generate(request):
+        async with (asyncio.timeout(spec.config.execution_timeout),
+                    contextlib.aclosing(spec.engine.generate(request)) as events):
+            async for event in events:  # leaving early closes the generation at once
                 if isinstance(event, TextDelta):
                     progress.delta(event)
                     pieces.append(event.text)
@@ -295,7 +296,8 @@ class Worker:
                     progress.first_token = progress.first_token or time.time()
                     calls.append(event)
                     if policy is not None:
-                        blocked = policy.violation("output", [json.dumps(event.input)])
+                        blocked = policy.violation("output",
+                                                   [json.dumps(event.input, ensure_ascii=False)])
                         if blocked is not None:
                             raise PolicyBlocked(blocked)
                 else:

@@ -152,7 +152,7 @@ class LlamaCppEngine:
     async def count_tokens(self, request: GenerationRequest) -> int:
         """Counted in place for a short prompt (a thread hop costs more), else on the
         tokenizer thread."""
-        chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
+        chars = len(request.system or "") + sum(len(m.rendered) for m in request.messages)
         if chars <= INLINE_CHARS:
             return len(self.prompt_tokens(request))
         loop = asyncio.get_running_loop()

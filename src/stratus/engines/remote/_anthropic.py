@@ -31,6 +31,7 @@ from stratus.engines.remote._base import (
     PendingCall,
     RemoteEngine,
     chunk_json,
+    estimate_tokens,
     final_prefill_is_empty,
 )
 from stratus.engines.remote._upstream import (
@@ -116,6 +117,9 @@ class AnthropicEngine(RemoteEngine):
 
     def asks_upstream(self) -> bool:
         return self.tokenizer == "upstream"
+
+    async def provisional_tokens(self, request: GenerationRequest) -> int:
+        return estimate_tokens(request)  # message_start brings the count before any text
 
     async def upstream_count(self, request: GenerationRequest) -> int:
         """Anthropic's ``POST /v1/messages/count_tokens``."""

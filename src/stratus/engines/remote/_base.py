@@ -166,8 +166,13 @@ class RemoteEngine(ABC):
         retried (an overload reported in the stream, a stream cut short) and
         :class:`UpstreamError` for what may not."""
 
+    async def provisional_tokens(self, request: GenerationRequest) -> int:
+        """The input as counted until the upstream reports its usage (kept when it never
+        does)."""
+        return await self.count_tokens(request)
+
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
-        input_tokens = await self.count_tokens(request)  # until the upstream reports usage
+        input_tokens = await self.provisional_tokens(request)
         started = False
         try:
             async with self.upstream.stream(self.path, self.body(request)) as response:
