@@ -104,8 +104,8 @@ def test_the_queue_surface_runs_on_the_upstream(fake: FakeAnthropic,
             "messages": [{"role": "user", "content": "queued hello"}], "max_tokens": 20})
         assert submitted.status_code == 200
         rid = submitted.json()["request_id"]
-        status = api.get(f"/v2/requests/{rid}/status", params={"wait": 20}).json()
-        assert status["status"] == "COMPLETED"
+        assert wait_for(lambda: api.get(f"/v2/requests/{rid}/status").json()["status"]
+                        == "COMPLETED")
         result = api.get(f"/v2/requests/{rid}").json()
     assert '"queued hello"' in result["output"]
 

@@ -93,6 +93,15 @@ def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
     return condition()
 
 
+def ended(api: httpx.Client, request_id: str, timeout: float = 60.0) -> dict:
+    """The job's status once it has ended (``?wait`` returns at each change of status)."""
+    deadline = time.monotonic() + timeout
+    status = api.get(f"/v2/requests/{request_id}/status").json()
+    while status["status"] in ("QUEUED", "PROCESSING") and time.monotonic() < deadline:
+        status = api.get(f"/v2/requests/{request_id}/status", params={"wait": 10}).json()
+    return status
+
+
 def job_row(served: ServerProcess, request_id: str) -> tuple[int, int]:
     """(attempts, handbacks) of a job, from the server's database."""
     with sqlite3.connect(served.data_dir / "stratus.db") as db:
@@ -111,7 +120,7 @@ def test_the_queue_and_sync_surfaces_run_on_the_upstream(proxy: CountingProxy,
         message = sync.json()
         submitted = api.post("/v2/gemma-remote", json={"messages": HELLO, "max_tokens": 5})
         rid = submitted.json()["request_id"]
-        status = api.get(f"/v2/requests/{rid}/status", params={"wait": 30}).json()
+        status = ended(api, rid)
         result = api.get(f"/v2/requests/{rid}").json()
     assert message["content"][0]["text"]
     assert 1 <= message["usage"]["output_tokens"] <= 6
@@ -154,8 +163,7 @@ def test_max_concurrency_is_never_exceeded(proxy: CountingProxy,
         ids = [api.post("/v2/gemma-remote", json={"messages": HELLO, "max_tokens": 12}
                         ).json()["request_id"] for _ in range(6)]
         for rid in ids:
-            status = api.get(f"/v2/requests/{rid}/status", params={"wait": 60}).json()
-            assert status["status"] == "COMPLETED", status
+            assert ended(api, rid)["status"] == "COMPLETED"
     assert len(proxy.requests) == 6
     assert proxy.max_inflight == 2  # max_concurrency: never more, and used
 
@@ -230,9 +238,7 @@ def test_an_upstream_that_is_down_cools_down_and_its_jobs_wait(
         time.sleep(1.5)  # a probe or two find it still down
         assert api.get(f"/v2/requests/{rid}/status").json()["status"] == "QUEUED"
         upstream.restart()
-        status = api.get(f"/v2/requests/{rid}/status", params={"wait": 30}).json()
-        if status["status"] != "COMPLETED":
-            status = api.get(f"/v2/requests/{rid}/status", params={"wait": 30}).json()
+        status = ended(api, rid)
     assert status["status"] == "COMPLETED"
     attempts, handbacks = job_row(served, rid)
     assert attempts == 1 and 1 <= handbacks <= 2  # the tries before the cooldown

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,24 +62,6 @@ def test_injected_failure_then_the_upstream(proxy: CountingProxy) -> None:
         assert answered.json()["usage"]["completion_tokens"] == 4
         assert client.get("/models").json()["data"][0]["id"] == LlamaCppUpstream.model_name
     assert len(proxy.requests) == 2 and proxy.rejected == 1 and proxy.inflight == 0
-
-
-def test_a_client_that_goes_away_ends_the_upstream_stream(proxy: CountingProxy) -> None:
-    with httpx.Client(base_url=proxy.url + "/v1", timeout=60, trust_env=False) as client:
-        with client.stream("POST", "/chat/completions", json=chat_body(1500)) as response:
-            for line in response.iter_lines():
-                if '"content"' in line:
-                    break
-            assert proxy.inflight == 1
-        deadline = time.monotonic() + 10
-        while proxy.inflight and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proxy.inflight == 0 and proxy.client_disconnects == 1
-        # the upstream stopped generating: the next request does not wait ~30 s for 1500 tokens
-        started = time.monotonic()
-        answered = client.post("/chat/completions", json={**chat_body(2), "stream": False})
-        assert answered.status_code == 200, answered.text
-        assert time.monotonic() - started < 15
 
 
 def test_an_unreachable_upstream_is_a_502() -> None:
