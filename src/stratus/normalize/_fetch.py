@@ -20,7 +20,7 @@ import httpx
 from stratus.engines import ChatMessage, GenerationRequest, ImagePart, Part, ToolResultPart
 from stratus.errors import InvalidRequest
 from stratus.normalize._images import MAX_IMAGE_BYTES, MEDIA_TYPES, inline_part
-from stratus.webhooks import pinned_request, resolve_target
+from stratus.outbound import pinned_request, resolve_target
 
 AT_ONCE = 4  # images of one request fetched at the same time
 MAX_FETCHED_BYTES = 32 * 1024 * 1024  # fetched for one request, in all

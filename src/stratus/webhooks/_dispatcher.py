@@ -9,7 +9,7 @@ any other error) is retried after ``initial_backoff`` seconds, doubling up to
 request ended. Redirects are not followed.
 
 Each attempt resolves the host once, checks every address and connects to a checked one
-(see ``_transport``), and must be over within ``timeout`` seconds in all: resolving,
+(see ``stratus.outbound``), and must be over within ``timeout`` seconds in all: resolving,
 connecting, sending and reading the answer's status. Its claim's lease outlasts that
 deadline, and a delivery this sender is still running is never claimed again, so two
 attempts of one delivery never run at once. Slots are shared between accounts: claims go
@@ -31,8 +31,7 @@ import httpx
 from stratus.accounts import Accounts, Delivery, DeliveryAttempt
 from stratus.config import WebhookConfig
 from stratus.errors import InvalidRequest
-from stratus.webhooks import _transport
-from stratus.webhooks._address import Resolver, Unresolved, resolve_target
+from stratus.outbound import Resolver, Unresolved, make_client, post, resolve_target
 from stratus.webhooks._signing import headers, webhook_id
 
 log = logging.getLogger("stratus.webhooks")
@@ -63,7 +62,7 @@ class Dispatcher:
         self._client: httpx.AsyncClient | None = None
 
     def start(self) -> None:
-        self._client = _transport.make_client(self._config.timeout, self._transport)
+        self._client = make_client(self._config.timeout, self._transport)
         self._loop_task = asyncio.create_task(self._loop(), name="webhook-dispatcher")
 
     def wake(self) -> None:
@@ -182,7 +181,7 @@ class Dispatcher:
         body = delivery.payload.encode()
         sent = headers(delivery.secret, webhook_id(delivery.request_id), int(time.time()), body)
         assert self._client is not None
-        return await _transport.post(self._client, target, body, sent)
+        return await post(self._client, target, body, sent)
 
     def _next_attempt(self, delivery: Delivery, attempt: int, now: float) -> float | None:
         cfg = self._config

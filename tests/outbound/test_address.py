@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stratus.errors import InvalidRequest
-from stratus.webhooks import check_url
-from stratus.webhooks._address import is_private
+from stratus.outbound import check_url, is_private
 
 pytestmark = pytest.mark.anyio
 
@@ -159,7 +158,7 @@ async def test_special_use_names_are_answered_without_asking_dns() -> None:
 async def test_a_host_that_takes_too_long_to_resolve_is_refused(monkeypatch) -> None:
     import asyncio
 
-    from stratus.webhooks import _address
+    from stratus.outbound import _address
 
     async def silent(host: str, port: int) -> list[str]:
         await asyncio.sleep(30)

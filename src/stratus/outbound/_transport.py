@@ -1,19 +1,20 @@
-"""One webhook POST, to an address that was checked, reading the status only.
+"""A request to an address that was checked: a webhook POST (reading the status only), or
+a GET of an image.
 
 The request goes to the URL with its host replaced by one of the target's checked addresses
 (tried in order while the connection is refused); the ``Host`` header keeps the original
 host and port, and for https the TLS server name (SNI) and the certificate check use the
 original host name (httpcore's ``sni_hostname`` request extension). The client ignores the
 environment's proxy settings and keeps no idle connection, so a connection opened for one
-host name is never reused for another. Only the status line and headers are read: the body
-is never read, whatever its size, and the connection is closed.
+host name is never reused for another. Of a webhook POST only the status line and headers
+are read: the body is never read, whatever its size, and the connection is closed.
 """
 
 from __future__ import annotations
 
 import httpx
 
-from stratus.webhooks._address import Target
+from stratus.outbound._address import Target
 
 
 def make_client(timeout: float,
