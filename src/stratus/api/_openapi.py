@@ -18,7 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from stratus.protocol import jobs, responses
+from stratus.protocol import jobs, models, responses
 from stratus.protocol.accounts import AddCredits, CreateKey, SetCredits, WebhookSetting
 from stratus.protocol.messages import (
     AnthropicMessagesRequest,
@@ -190,7 +190,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         summary="Cancel a queued or running request", ok={200: jobs.StatusResponse},
         errors=(409, *READ_ERRORS)),
     ("GET", "/v1/models"): Operation(summary="The models this key may use",
-                                     ok={200: jobs.ModelList}, errors=(401, 500)),
+                                     ok={200: models.ModelList}, errors=(401, 500)),
+    ("GET", "/v1/models/{model_id}"): Operation(
+        summary="One model, by its slug or an alias", ok={200: models.ModelCard},
+        errors=(401, 404, 500)),
     ("GET", "/v1/account"): Operation(summary="This key's account",
                                       ok={200: responses.AccountInfo}, errors=(401, 500)),
     ("PUT", "/v1/account/webhook"): Operation(

@@ -12,6 +12,7 @@ from stratus.api._middleware import RequestIdMiddleware
 from stratus.api.account.router import router as account_router
 from stratus.api.admin.router import router as admin_router
 from stratus.api.anthropic.router import router as anthropic_router
+from stratus.api.models.router import router as models_router
 from stratus.api.openai.router import router as openai_router
 from stratus.api.segmind.router import router as segmind_router
 from stratus.runtime import Runtime
@@ -34,6 +35,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         return app
     app.include_router(admin_router)
     app.include_router(account_router)
+    app.include_router(models_router)
     app.include_router(anthropic_router)  # these before /v1/{model}, which would match them
     app.include_router(openai_router)
     app.include_router(segmind_router)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -56,31 +56,3 @@ class TimeoutResponse(BaseModel):
     status: JobStatus
     status_url: str
     response_url: str
-
-
-class ModelState(BaseModel):
-    """``ready``, or ``cooldown``: its upstream kept failing, its requests wait QUEUED and a
-    probe asks again at ``next_probe_at`` (epoch seconds)."""
-
-    state: Literal["ready", "cooldown"]
-    reason: str | None = None
-    next_probe_at: float | None = None
-
-
-class ModelCard(BaseModel):
-    slug: str
-    aliases: list[str]
-    engine: str
-    description: str
-    capabilities: dict[str, bool]
-    context_length: int
-    max_output_tokens: int
-    default_max_tokens: int
-    pricing: dict[str, Any]
-    sampling: dict[str, Any]  # the defaults for what a request leaves out
-    status: ModelState
-
-
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelCard]

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from stratus.protocol.jobs import ModelState
+from stratus.protocol.models import ModelState
 
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
 

@@ -1,4 +1,4 @@
-"""HTTP routes of the Segmind surface: ``/v1/{model}``, ``/v2/...``, ``/v1/models``."""
+"""HTTP routes of the Segmind surface: ``/v1/{model}``, ``/v2/...``."""
 
 from __future__ import annotations
 
@@ -35,11 +35,6 @@ async def _submit(request: Request, caller: Caller, model: str,
         request.headers.get("idempotency-key"), can_stream, request.query_params.get("webhook"))
     request.state.limits = admission.limits
     return admission.record, normalized
-
-
-@router.get("/v1/models")
-async def list_models(request: Request, caller: CallerDep) -> JSONResponse:
-    return JSONResponse(serving.model_list(_runtime(request), caller))
 
 
 @router.post("/v1/{model}")

@@ -9,21 +9,17 @@ from typing import Any
 from stratus.accounts import Caller
 from stratus.admission import Admission, Submission
 from stratus.api._outcome import failure_error
-from stratus.engines import ENGINES
 from stratus.errors import (
     InvalidRequest,
 )
 from stratus.normalize import Normalized, check, parse_body
 from stratus.protocol.jobs import (
-    ModelCard,
-    ModelList,
-    ModelState,
     ResultResponse,
     SubmitResponse,
     TimeoutResponse,
 )
 from stratus.protocol.messages import MessagesRequest
-from stratus.runtime import Runtime, may_use
+from stratus.runtime import Runtime
 from stratus.store import JobRecord, Status
 from stratus.views import status_body
 
@@ -119,30 +115,3 @@ def sync_outcome(record: JobRecord, links: Links) -> tuple[int, dict[str, Any]]:
         status_url=links.status(record.id),
         response_url=links.response(record.id),
     ).model_dump()
-
-
-def model_list(runtime: Runtime, caller: Caller) -> dict[str, Any]:
-    """The models this caller's key may use."""
-    cards = []
-    for spec in runtime.models:
-        cfg = spec.config
-        if not may_use(caller.key, cfg):
-            continue
-        cards.append(ModelCard(
-            slug=cfg.slug,
-            aliases=list(cfg.aliases),
-            engine=cfg.engine,
-            description=cfg.description,
-            capabilities=cfg.capabilities.model_dump(),
-            context_length=cfg.context_length,
-            max_output_tokens=cfg.max_output_tokens,
-            default_max_tokens=cfg.default_max_tokens,
-            pricing={"currency": "USD", "input_per_million": cfg.price_input,
-                     "output_per_million": cfg.price_output,
-                     "cached_input_per_million": cfg.price_input
-                     if cfg.price_cached_input is None else cfg.price_cached_input},
-            # a remote model samples as its upstream does by default
-            sampling={} if ENGINES[cfg.engine].remote else cfg.sampling.model_dump(),
-            status=ModelState.model_validate(spec.state()),
-        ))
-    return ModelList(data=cards).model_dump()
