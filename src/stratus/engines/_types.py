@@ -122,6 +122,8 @@ class GenerationRequest(_Frozen):
     top_k: int | None = None
     stop_sequences: tuple[str, ...] = ()
     seed: int | None = None
+    frequency_penalty: float | None = None  # OpenAI's, -2 to 2: on the output so far
+    presence_penalty: float | None = None
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: ToolChoice | None = None
 

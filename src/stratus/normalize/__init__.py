@@ -8,7 +8,8 @@ from stratus.normalize._messages import (
     counting_request,
     fit,
 )
+from stratus.normalize._openai import messages_request
 from stratus.normalize._wire import parse_body, parse_json, parse_model
 
 __all__ = ["Checked", "ImageFetcher", "Normalized", "check", "counting_request", "fit",
-           "parse_body", "parse_json", "parse_model"]
+           "messages_request", "parse_body", "parse_json", "parse_model"]

@@ -11,9 +11,12 @@ from stratus.normalize._fetch import ImageFetcher
 from stratus.normalize._images import image_part
 from stratus.normalize._tools import tool_part, tools_of
 from stratus.protocol.messages import (
+    ContentSource,
+    DocumentBlock,
     Message,
     MessagesRequest,
     TextBlock,
+    TextSource,
     ToolResultBlock,
     ToolUseBlock,
 )
@@ -75,6 +78,7 @@ def check(body: MessagesRequest, spec: ModelSpec) -> Checked:
         raise InvalidRequest(f"a request may hold at most {MAX_IMAGES} images (this one has "
                              f"{images}): send fewer")
     tools, tool_choice = tools_of(body, spec)
+    _check_options(body, spec)
     _check_sampling(body)
     limit = spec.config.max_output_tokens
     if body.max_tokens is not None:
@@ -144,22 +148,26 @@ def _messages(body: MessagesRequest, spec: ModelSpec) -> tuple[ChatMessage, ...]
     if body.messages[0].role != "user":
         raise InvalidRequest("messages[0].role must be 'user': a conversation starts with "
                              "the user")
-    out = []
+    out: list[ChatMessage] = []
     for i, message in enumerate(body.messages):
-        if i and message.role == body.messages[i - 1].role:
-            raise InvalidRequest(
-                f"messages[{i}].role: turns must alternate between user and assistant, but "
-                f"messages[{i - 1}] and messages[{i}] are both {message.role!r}; "
-                "merge them into one message"
-            )
         parts = _parts(message, f"messages[{i}].content", spec)
         final_assistant = i == len(body.messages) - 1 and message.role == "assistant"
         if not final_assistant and not any(
             not isinstance(p, TextPart) or p.text.strip() for p in parts
         ):
             raise InvalidRequest(f"messages[{i}].content must not be empty")
-        out.append(ChatMessage(role=message.role, parts=parts))
+        if out and out[-1].role == message.role:  # one turn, as Anthropic's API reads it
+            out[-1] = ChatMessage(role=message.role, parts=_joined(out[-1].parts, parts))
+        else:
+            out.append(ChatMessage(role=message.role, parts=parts))
     return tuple(out)
+
+
+def _joined(first: tuple[Part, ...], then: tuple[Part, ...]) -> tuple[Part, ...]:
+    """Two turns of one role as one: text that meets text is kept apart by a blank line."""
+    if first and then and isinstance(first[-1], TextPart) and isinstance(then[0], TextPart):
+        return (*first[:-1], TextPart(text=f"{first[-1].text}\n\n{then[0].text}"), *then[1:])
+    return (*first, *then)
 
 
 def _parts(message: Message, path: str, spec: ModelSpec) -> tuple[Part, ...]:
@@ -171,9 +179,40 @@ def _parts(message: Message, path: str, spec: ModelSpec) -> tuple[Part, ...]:
             parts.append(TextPart(text=block.text))
         elif isinstance(block, ToolUseBlock | ToolResultBlock):
             parts.append(tool_part(block, message.role, f"{path}[{j}]", spec))
+        elif isinstance(block, DocumentBlock):
+            parts.append(_document(block, f"{path}[{j}]"))
         else:
             parts.append(image_part(block, f"{path}[{j}]"))
     return tuple(parts)
+
+
+def _document(block: DocumentBlock, path: str) -> TextPart:
+    source = block.source
+    if isinstance(source, TextSource):
+        text = source.data
+    elif isinstance(source, ContentSource):
+        text = source.content if isinstance(source.content, str) \
+            else "\n\n".join(b.text for b in source.content)
+    else:
+        raise InvalidRequest(f"{path}: only text documents are read here (a text or content "
+                             "source); send a PDF's text as a text source")
+    return TextPart(text=f"{block.title}\n\n{text}" if block.title else text)
+
+
+def _check_options(body: MessagesRequest, spec: ModelSpec) -> None:
+    """Fields Anthropic's API takes that ask for what no model here does: a 400 that says
+    so (``thinking`` disabled, any ``service_tier``, ``cache_control`` are fine)."""
+    thinking = body.thinking
+    if thinking is not None and thinking.get("type") != "disabled":
+        if thinking.get("type") == "enabled":
+            raise InvalidRequest(f"model {spec.slug!r} has no extended thinking: send "
+                                 'thinking {"type": "disabled"} or leave it out')
+        raise InvalidRequest('thinking.type must be "enabled" or "disabled"')
+    for key in body.output_config or {}:
+        if key == "format":
+            raise InvalidRequest("output_config.format (structured output) is not available "
+                                 "yet: ask for JSON in the prompt, or leave it out")
+        raise InvalidRequest(f"output_config.{key} is not supported: leave it out")
 
 
 def _system(body: MessagesRequest) -> str | None:

@@ -73,8 +73,31 @@ class ToolResultBlock(_Wire):
     cache_control: dict[str, Any] | None = None
 
 
-ContentBlock = Annotated[TextBlock | ImageBlock | ImageUrlBlock | ToolUseBlock | ToolResultBlock,
-                         Field(discriminator="type")]
+class TextSource(_Wire):
+    type: Literal["text"]
+    media_type: str = "text/plain"
+    data: str
+
+
+class ContentSource(_Wire):
+    type: Literal["content"]
+    content: str | list[TextBlock]
+
+
+class DocumentBlock(_Wire):
+    """A document: plain text (or text blocks) is read as text; a PDF is not taken."""
+
+    type: Literal["document"]
+    source: Annotated[TextSource | ContentSource | Base64Source | UrlSource,
+                      Field(discriminator="type")]
+    title: str | None = None
+    context: str | None = None
+    citations: dict[str, Any] | None = None
+    cache_control: dict[str, Any] | None = None
+
+
+ContentBlock = Annotated[TextBlock | ImageBlock | ImageUrlBlock | ToolUseBlock | ToolResultBlock
+                         | DocumentBlock, Field(discriminator="type")]
 
 
 class Message(_Wire):
@@ -83,9 +106,11 @@ class Message(_Wire):
 
 
 class Tool(_Wire):
+    type: Literal["custom"] | None = None
     name: str
     description: str | None = None
     input_schema: dict[str, Any]
+    cache_control: dict[str, Any] | None = None
 
 
 class _Sampling(_Wire):
@@ -100,6 +125,10 @@ class _Sampling(_Wire):
     metadata: dict[str, Any] | None = None
     tools: list[Tool] | None = None
     tool_choice: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    service_tier: Literal["auto", "standard_only"] | None = None
+    output_config: dict[str, Any] | None = None
+    cache_control: dict[str, Any] | None = None
 
 
 class MessagesRequest(_Sampling):
@@ -132,6 +161,9 @@ class CountTokensRequest(_Wire):
     system: str | list[TextBlock] | None = None
     tools: list[Tool] | None = None
     tool_choice: dict[str, Any] | None = None
+    thinking: dict[str, Any] | None = None
+    output_config: dict[str, Any] | None = None
+    cache_control: dict[str, Any] | None = None
 
     def as_messages_request(self) -> MessagesRequest:
         return MessagesRequest.model_validate(

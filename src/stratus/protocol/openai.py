@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stratus.protocol.messages import ImageUrlBlock, MessagesRequest
+from stratus.protocol.messages import ImageUrlBlock
 
 
 class _Wire(BaseModel):
@@ -21,10 +21,41 @@ class TextPart(_Wire):
 Part = Annotated[TextPart | ImageUrlBlock, Field(discriminator="type")]
 
 
+class FunctionCall(_Wire):
+    name: str
+    arguments: str  # a JSON object, as text
+
+
+class ToolCall(_Wire):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(_Wire):
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[Part]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[Part] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # an assistant's
+    tool_call_id: str | None = None  # a tool's: the call it answers
+    refusal: str | None = None
+
+
+class FunctionDef(_Wire):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolDef(_Wire):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class ResponseFormat(_Wire):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
 
 
 class StreamOptions(_Wire):
@@ -44,26 +75,11 @@ class ChatCompletionRequest(_Wire):
     n: int | None = None
     seed: int | None = None
     user: str | None = None
-
-    def as_messages_request(self) -> MessagesRequest:
-        """System and developer turns become the system prompt; sampling that has no
-        Anthropic equivalent (temperature above 1, seed) is applied after checking."""
-        system = [m for m in self.messages if m.role in ("system", "developer")]
-        turns = [m for m in self.messages if m.role in ("user", "assistant")]
-        stop = [self.stop] if isinstance(self.stop, str) else self.stop
-        body = {
-            "messages": [{"role": m.role, "content": m.content if isinstance(m.content, str)
-                          else [p.model_dump(exclude_none=True) for p in m.content]}
-                         for m in turns],
-            "system": "\n\n".join(_text(m) for m in system) or None,
-            "max_tokens": self.max_completion_tokens or self.max_tokens,
-            "top_p": self.top_p,
-            "stop_sequences": stop,
-        }
-        return MessagesRequest.model_validate({k: v for k, v in body.items() if v is not None})
-
-
-def _text(message: ChatMessage) -> str:
-    if isinstance(message.content, str):
-        return message.content
-    return "".join(p.text for p in message.content if isinstance(p, TextPart))
+    tools: list[ToolDef] | None = None
+    tool_choice: Literal["auto", "required", "none"] | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None

@@ -78,7 +78,8 @@ class Message:
                 "usage": {"input_tokens": self.input_tokens,
                           "output_tokens": self.output_tokens,
                           "cache_creation_input_tokens": 0,
-                          "cache_read_input_tokens": self.cached_input_tokens}}
+                          "cache_read_input_tokens": self.cached_input_tokens,
+                          "service_tier": "standard"}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Message:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import anthropic
 import httpx
+import openai
 import pytest
 
 from tests._server import ServerProcess
@@ -278,3 +279,58 @@ def test_a_reply_that_only_calls_a_tool_streams_as_it_is_stored(
     assert [b["type"] for b in stored["content"]] == ["tool_use"]
     usage = next(e for e in events if e["type"] == "message_delta")["usage"]
     assert usage["input_tokens"] == 21  # the upstream's count, not admission's estimate
+
+
+OPENAI_WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}}}
+
+
+def test_the_openai_sdk_runs_a_tool_loop(fake: FakeAnthropic, served: ServerProcess) -> None:
+    gpt = openai.OpenAI(base_url=served.url + "/v1", api_key=served.key, max_retries=0)
+    question = {"role": "user", "content": "What's the weather in Paris?"}
+    fake.script(Reply(text="", tool_uses=(ToolUse("get_weather", {"city": "Paris"},
+                                                  id="toolu_11"),)))
+    first = gpt.chat.completions.create(model="claude-remote", messages=[question],
+                                        tools=[OPENAI_WEATHER], tool_choice="required",
+                                        parallel_tool_calls=False)
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    call = choice.message.tool_calls[0]  # type: ignore[index]
+    assert (call.id, call.function.name) == ("toolu_11", "get_weather")
+    assert json.loads(call.function.arguments) == {"city": "Paris"}
+    sent = fake.requests[-1].body
+    assert sent is not None
+    assert sent["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+    assert sent["tools"][0]["input_schema"] == OPENAI_WEATHER["function"]["parameters"]
+
+    fake.script(Reply(text="18 C and sunny."))
+    stream = gpt.chat.completions.create(
+        model="claude-remote", tools=[OPENAI_WEATHER], stream=True, messages=[
+            question, choice.message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": "toolu_11", "content": "18 C, sunny"}])
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == "18 C and sunny."
+    sent = fake.requests[-1].body
+    assert sent is not None
+    assert sent["messages"][1]["content"] == [{"type": "tool_use", "id": "toolu_11",
+                                               "name": "get_weather",
+                                               "input": {"city": "Paris"}}]
+    assert sent["messages"][2]["content"] == [{"type": "tool_result", "tool_use_id": "toolu_11",
+                                               "content": "18 C, sunny"}]
+
+
+def test_streamed_tool_calls_reach_the_openai_sdk(fake: FakeAnthropic,
+                                                 served: ServerProcess) -> None:
+    gpt = openai.OpenAI(base_url=served.url + "/v1", api_key=served.key, max_retries=0)
+    fake.script(Reply(text="Checking.", tool_uses=(
+        ToolUse("get_weather", {"city": "Rome"}, id="toolu_12"),
+        ToolUse("get_weather", {"city": "Oslo"}, id="toolu_13"))))
+    chunks = list(gpt.chat.completions.create(
+        model="claude-remote", tools=[OPENAI_WEATHER], stream=True,
+        messages=[{"role": "user", "content": "Rome and Oslo?"}]))
+    calls = [call for c in chunks if c.choices for call in c.choices[0].delta.tool_calls or ()]
+    assert [(c.index, c.id, json.loads(c.function.arguments)) for c in calls] == [
+        (0, "toolu_12", {"city": "Rome"}), (1, "toolu_13", {"city": "Oslo"})]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"

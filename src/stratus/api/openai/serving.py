@@ -13,7 +13,7 @@ from stratus.api._errors import openai_error_body
 from stratus.api._follow import Ended, Text, follow
 from stratus.api._outcome import ended_result, failure_error
 from stratus.errors import InvalidRequest, NotFound
-from stratus.normalize import Checked, Normalized, check, parse_body
+from stratus.normalize import Checked, Normalized, check, messages_request, parse_body
 from stratus.protocol.openai import ChatCompletionRequest
 from stratus.runtime import Runtime
 from stratus.store import JobRecord, Message, Status
@@ -33,12 +33,15 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
         raise InvalidRequest(f"temperature must be between 0 and 2 (got {body.temperature})")
     if body.seed is not None and not -(2**63) <= body.seed < 2**63:
         raise InvalidRequest(f"seed must be a 64-bit integer (got {body.seed})")
+    _check_fields(body)
     spec = runtime.models.resolve(body.model)
 
     def prepare() -> Checked:
-        checked = check(body.as_messages_request(), spec)
-        request = checked.request.model_copy(
-            update={"temperature": body.temperature, "seed": body.seed})
+        checked = check(messages_request(body), spec)
+        request = checked.request.model_copy(update={
+            "temperature": body.temperature, "seed": body.seed,
+            "frequency_penalty": body.frequency_penalty,
+            "presence_penalty": body.presence_penalty})
         return dataclasses.replace(checked, request=request, stream=bool(body.stream))
 
     admission, normalized = await runtime.submit(Submission(
@@ -46,6 +49,37 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
         stream=bool(body.stream), webhook=webhook, body_size=len(raw)))
     assert normalized is not None  # a route that waits gets a 404 for an expired replay
     return admission, normalized, body
+
+
+def _check_fields(body: ChatCompletionRequest) -> None:
+    """What OpenAI's API takes and this one cannot do: a 400 that says so."""
+    for name in ("frequency_penalty", "presence_penalty"):
+        value = getattr(body, name)
+        if value is not None and not -2 <= value <= 2:
+            raise InvalidRequest(f"{name} must be between -2 and 2 (got {value})")
+    if body.logprobs or body.top_logprobs:
+        raise InvalidRequest("logprobs are not available from this server: leave logprobs "
+                             "and top_logprobs out, or set logprobs to false")
+    if body.response_format is not None and body.response_format.type != "text":
+        raise InvalidRequest(f"response_format {body.response_format.type!r} is not "
+                             "available yet: ask for JSON in the prompt, or leave "
+                             "response_format out")
+
+
+def _message(result: Message) -> dict[str, Any]:
+    """The assistant's message: its text (None when it only calls tools) and its calls."""
+    calls = _tool_calls(result)
+    message: dict[str, Any] = {"role": "assistant",
+                               "content": result.text if result.text or not calls else None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def _tool_calls(result: Message) -> list[dict[str, Any]]:
+    return [{"id": b["id"], "type": "function",
+             "function": {"name": b["name"], "arguments": json.dumps(b["input"])}}
+            for b in result.content if b.get("type") == "tool_use"]
 
 
 def _usage(result: Message) -> dict[str, int]:
@@ -59,7 +93,7 @@ def completion(record: JobRecord, model: str) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{record.id}", "object": "chat.completion",
         "created": int(record.created_at), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": result.text},
+        "choices": [{"index": 0, "message": _message(result),
                      "finish_reason": FINISH.get(result.stop_reason or "", "stop"),
                      "logprobs": None}],
         "usage": _usage(result),
@@ -88,6 +122,10 @@ async def chunks(runtime: Runtime, record: JobRecord, body: ChatCompletionReques
                     error = failure_error(final)
                     yield f"data: {json.dumps(openai_error_body(error))}\n\n".encode()
                 else:
+                    calls = _tool_calls(final.result)
+                    if calls:  # each whole, in one delta
+                        yield chunk({"tool_calls": [{"index": i, **call}
+                                                    for i, call in enumerate(calls)]})
                     yield chunk({}, FINISH.get(final.result.stop_reason or "", "stop"))
                     if body.stream_options and body.stream_options.include_usage:
                         usage = {**base, "choices": [], "usage": _usage(final.result)}

@@ -174,8 +174,7 @@ class LlamaCppEngine:
         queue: asyncio.Queue[EngineEvent | BaseException] = asyncio.Queue()
         seq = Sequence(tokens=tokens, max_tokens=request.max_tokens,
                        stops=request.stop_sequences, sink=(loop, queue),
-                       options=Draw.of(self.config.sampling, request.temperature,
-                                       request.top_p, request.top_k, request.seed))
+                       options=Draw.of(self.config.sampling, request))
         with self._wake:
             if not self._running:
                 raise EngineError(f"engine {self.config.slug!r} is not running")

@@ -15,6 +15,7 @@ import llama_cpp as lc
 import numpy as np
 
 from stratus.config import Sampling
+from stratus.engines._types import GenerationRequest
 from stratus.engines.llamacpp._scheduler import Entry, Sequence
 
 log = logging.getLogger("stratus.engines.llamacpp")
@@ -46,14 +47,24 @@ class Draw:
     min_p: float
     repeat_penalty: float
     seed: int | None
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
 
     @classmethod
-    def of(cls, defaults: Sampling, temperature: float | None, top_p: float | None,
-           top_k: int | None, seed: int | None) -> Draw:
-        return cls(temperature=defaults.temperature if temperature is None else temperature,
-                   top_p=defaults.top_p if top_p is None else top_p,
-                   top_k=defaults.top_k if top_k is None else top_k,
-                   min_p=defaults.min_p, repeat_penalty=defaults.repeat_penalty, seed=seed)
+    def of(cls, defaults: Sampling, request: GenerationRequest) -> Draw:
+        return cls(
+            temperature=defaults.temperature if request.temperature is None
+            else request.temperature,
+            top_p=defaults.top_p if request.top_p is None else request.top_p,
+            top_k=defaults.top_k if request.top_k is None else request.top_k,
+            min_p=defaults.min_p, repeat_penalty=defaults.repeat_penalty, seed=request.seed,
+            frequency_penalty=request.frequency_penalty or 0.0,
+            presence_penalty=request.presence_penalty or 0.0)
+
+    @property
+    def penalized(self) -> bool:
+        return (self.repeat_penalty != 1.0 or self.frequency_penalty != 0.0
+                or self.presence_penalty != 0.0)
 
 
 class Native:
@@ -215,7 +226,8 @@ class LlamaBackend:
 
     def start(self, seq: Sequence) -> None:
         draw: Draw = seq.options
-        seq.state = None if draw.temperature <= 0 else self.sampler(draw)
+        greedy = draw.temperature <= 0 and not (draw.frequency_penalty or draw.presence_penalty)
+        seq.state = None if greedy else self.sampler(draw)
 
     def stop(self, seq: Sequence) -> None:
         if seq.state is not None:
@@ -225,14 +237,21 @@ class LlamaBackend:
     def sampler(self, draw: Draw) -> Any:
         """The chain of a sampled (temperature > 0) sequence: top-k first, before anything
         that scans or sorts the vocabulary (a full sort of a 262k-token vocabulary per
-        sequence per step is slow), then the repeat penalty, top-p, min-p, temperature."""
+        sequence per step is slow), then the penalties (repeat, and OpenAI's frequency and
+        presence), top-p, min-p, temperature. At temperature 0 with penalties: the
+        penalties, then the largest."""
         chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        penalties = lc.llama_sampler_init_penalties(
+            lc.llama_vocab_n_tokens(self._native.vocab), PENALTY_WINDOW, draw.repeat_penalty,
+            draw.frequency_penalty, draw.presence_penalty) if draw.penalized else None
+        if draw.temperature <= 0:
+            lc.llama_sampler_chain_add(chain, penalties)
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
+            return chain
         if draw.top_k > 0:
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_k(draw.top_k))
-        if draw.repeat_penalty != 1.0:
-            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_penalties(
-                lc.llama_vocab_n_tokens(self._native.vocab), PENALTY_WINDOW,
-                draw.repeat_penalty, 0.0, 0.0))
+        if penalties is not None:
+            lc.llama_sampler_chain_add(chain, penalties)
         if draw.top_p < 1.0:
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(draw.top_p, 1))
         if draw.min_p > 0:

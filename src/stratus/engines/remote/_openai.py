@@ -134,7 +134,7 @@ class OpenAIEngine(RemoteEngine):
             "max_tokens": request.max_tokens, "stream": True,
             "stream_options": {"include_usage": True},
         }
-        for name in ("temperature", "top_p", "seed"):
+        for name in ("temperature", "top_p", "seed", "frequency_penalty", "presence_penalty"):
             value = getattr(request, name)
             if value is not None:
                 body[name] = value
