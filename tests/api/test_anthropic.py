@@ -65,10 +65,10 @@ def test_error_classes(client: anthropic.Anthropic, server: ServerProcess) -> No
         client.messages.create(model="echo", max_tokens=0,
                                messages=[{"role": "user", "content": "x"}])
     assert "max_tokens must be at least 1" in bad.value.message
-    with pytest.raises(anthropic.BadRequestError, match="alternate"):
+    with pytest.raises(anthropic.BadRequestError, match="has no extended thinking"):
         client.messages.create(model="echo", max_tokens=5,
-                               messages=[{"role": "user", "content": "a"},
-                                         {"role": "user", "content": "b"}])
+                               thinking={"type": "enabled", "budget_tokens": 1024},
+                               messages=[{"role": "user", "content": "a"}])
     with pytest.raises(anthropic.NotFoundError, match="unknown model 'claude-9'"):
         client.messages.create(model="claude-9", max_tokens=5,
                                messages=[{"role": "user", "content": "x"}])

@@ -54,8 +54,10 @@ def test_a_text_document_is_read_as_text(claude: anthropic.Anthropic) -> None:
 
 @pytest.mark.parametrize(("extra", "needle"), [
     ({"thinking": {"type": "enabled", "budget_tokens": 2048}}, "has no extended thinking"),
-    ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}},
-     "output_config.format (structured output) is not available yet"),
+    ({"output_config": {"format": {"type": "json_schema", "schema": {
+        "type": "object", "properties": {"n": {"type": "integer", "multipleOf": 2}}}}}},
+     "output_config.format.schema.properties.n: the JSON Schema keyword 'multipleOf' is not "
+     "supported"),
     ({"output_config": {"effort": "low"}}, "output_config.effort is not supported"),
     ({"messages": [{"role": "user", "content": [{"type": "document", "source": {
         "type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}]}]},
@@ -81,7 +83,8 @@ def test_openai_fields_are_accepted(gpt: openai.OpenAI) -> None:
 @pytest.mark.parametrize(("extra", "needle"), [
     ({"logprobs": True}, "logprobs are not available"),
     ({"frequency_penalty": 3}, "frequency_penalty must be between -2 and 2"),
-    ({"response_format": {"type": "json_object"}}, "response_format 'json_object' is not"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}},
+     "response_format.json_schema.schema is required"),
     ({"tools": [{"type": "function", "function": {"name": "f"}}], "parallel_tool_calls": False},
      "does not support tools"),
     ({"messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "x"}]},

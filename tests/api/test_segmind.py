@@ -58,7 +58,8 @@ def test_sync_returns_anthropic_message_with_requested_slug(api: httpx.Client) -
     assert body["content"] == [{"type": "text", "text": "What is the capital of France?"}]
     assert body["stop_reason"] == "end_turn"
     assert body["usage"] == {"input_tokens": 11, "output_tokens": 6,
-                             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+                             "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                             "service_tier": "standard"}
     assert response.headers["x-request-id"]
 
 

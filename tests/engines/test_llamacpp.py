@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 from collections.abc import Iterator
 
 import httpx
+import jsonschema
+import openai
 import pytest
 
 from stratus import weights
@@ -347,3 +350,45 @@ def test_every_surface_reports_the_reused_prompt(api: httpx.Client) -> None:
                   if line.startswith("data: ")]
     (delta,) = [e for e in events if e["type"] == "message_delta"]
     assert delta["usage"]["cache_read_input_tokens"] > 100
+
+
+PERSON = {"type": "object", "additionalProperties": False,
+          "required": ["name", "age", "mood"],
+          "properties": {"name": {"type": "string", "maxLength": 12},
+                         "age": {"type": "integer"},
+                         "mood": {"enum": ["happy", "sad", "calm"]},
+                         "pets": {"type": "array", "maxItems": 2,
+                                  "items": {"type": "string", "maxLength": 8}}}}
+
+
+def test_structured_output_always_parses_and_validates(gemma: ServerProcess) -> None:
+    client = openai.OpenAI(base_url=gemma.url + "/v1", api_key=gemma.key, max_retries=0,
+                           timeout=300)
+    prompts = [f"Describe person number {i} as JSON." for i in range(10)]
+
+    def one(prompt: str) -> str:
+        completion = client.chat.completions.create(
+            model="gemma-3-270m", max_tokens=128, messages=[{"role": "user", "content": prompt}],
+            response_format={"type": "json_schema",
+                             "json_schema": {"name": "person", "schema": PERSON,
+                                             "strict": True}})
+        assert completion.choices[0].finish_reason == "stop", completion
+        return completion.choices[0].message.content or ""
+
+    with concurrent.futures.ThreadPoolExecutor(10) as pool:  # batched together
+        answers = list(pool.map(one, prompts))
+    for answer in answers:
+        jsonschema.validate(json.loads(answer), PERSON)
+
+
+def test_json_object_on_the_anthropic_surface_streams_json(api: httpx.Client) -> None:
+    with api.stream("POST", "/v1/messages", json={
+            "model": "gemma-3-270m", "max_tokens": 100, "stream": True,
+            "messages": [{"role": "user", "content": "Give me a JSON object."}],
+            "output_config": {"format": {"type": "json_schema", "schema": {
+                "type": "object", "required": ["ok"],
+                "properties": {"ok": {"type": "boolean"}}}}}}) as response:
+        texts = [json.loads(line[6:])["delta"].get("text", "")
+                 for line in response.iter_lines()
+                 if line.startswith("data: ") and '"content_block_delta"' in line]
+    assert isinstance(json.loads("".join(texts))["ok"], bool)

@@ -111,6 +111,16 @@ class ToolChoice(_Frozen):
     disable_parallel_tool_use: bool = False
 
 
+class OutputFormat(_Frozen):
+    """Structured output: any JSON object, or one that validates against ``json_schema``
+    (checked when the request was admitted); ``name`` and ``strict`` are OpenAI's."""
+
+    type: Literal["json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+    name: str | None = None
+    strict: bool | None = None
+
+
 class GenerationRequest(_Frozen):
     """A request in engine terms, independent of the surface it arrived on."""
 
@@ -126,6 +136,7 @@ class GenerationRequest(_Frozen):
     presence_penalty: float | None = None
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: ToolChoice | None = None
+    response_format: OutputFormat | None = None
 
 
 @dataclass(frozen=True, slots=True)

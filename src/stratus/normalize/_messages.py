@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stratus.engines import ChatMessage, GenerationRequest, Part, TextPart
+from stratus.engines import ChatMessage, GenerationRequest, OutputFormat, Part, TextPart
 from stratus.errors import InvalidRequest
 from stratus.models import ModelSpec
 from stratus.normalize._fetch import ImageFetcher
+from stratus.normalize._formats import output_format
 from stratus.normalize._images import image_part
 from stratus.normalize._tools import tool_part, tools_of
 from stratus.protocol.messages import (
@@ -78,7 +79,7 @@ def check(body: MessagesRequest, spec: ModelSpec) -> Checked:
         raise InvalidRequest(f"a request may hold at most {MAX_IMAGES} images (this one has "
                              f"{images}): send fewer")
     tools, tool_choice = tools_of(body, spec)
-    _check_options(body, spec)
+    response_format = _check_options(body, spec)
     _check_sampling(body)
     limit = spec.config.max_output_tokens
     if body.max_tokens is not None:
@@ -99,6 +100,7 @@ def check(body: MessagesRequest, spec: ModelSpec) -> Checked:
         stop_sequences=tuple(body.stop_sequences or ()),
         tools=tools,
         tool_choice=tool_choice,
+        response_format=response_format,
     )
     _check_length(request, spec)
     return Checked(request=request, stream=bool(body.stream),
@@ -199,20 +201,27 @@ def _document(block: DocumentBlock, path: str) -> TextPart:
     return TextPart(text=f"{block.title}\n\n{text}" if block.title else text)
 
 
-def _check_options(body: MessagesRequest, spec: ModelSpec) -> None:
+def _check_options(body: MessagesRequest, spec: ModelSpec) -> OutputFormat | None:
     """Fields Anthropic's API takes that ask for what no model here does: a 400 that says
-    so (``thinking`` disabled, any ``service_tier``, ``cache_control`` are fine)."""
+    so (``thinking`` disabled, any ``service_tier``, ``cache_control`` are fine). The
+    structured output ``output_config.format`` asks for, if any."""
     thinking = body.thinking
     if thinking is not None and thinking.get("type") != "disabled":
         if thinking.get("type") == "enabled":
             raise InvalidRequest(f"model {spec.slug!r} has no extended thinking: send "
                                  'thinking {"type": "disabled"} or leave it out')
         raise InvalidRequest('thinking.type must be "enabled" or "disabled"')
-    for key in body.output_config or {}:
-        if key == "format":
-            raise InvalidRequest("output_config.format (structured output) is not available "
-                                 "yet: ask for JSON in the prompt, or leave it out")
-        raise InvalidRequest(f"output_config.{key} is not supported: leave it out")
+    config = body.output_config or {}
+    for key in config:
+        if key != "format":
+            raise InvalidRequest(f"output_config.{key} is not supported: leave it out")
+    fmt = config.get("format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict):
+        raise InvalidRequest("output_config.format must be an object: "
+                             '{"type": "json_schema", "schema": {...}}')
+    return output_format(str(fmt.get("type")), fmt.get("schema"), "output_config.format")
 
 
 def _system(body: MessagesRequest) -> str | None:

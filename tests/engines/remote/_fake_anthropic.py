@@ -76,8 +76,10 @@ ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "bill
 REQUEST_FIELDS = frozenset({
     "model", "messages", "max_tokens", "system", "stream", "temperature", "top_p", "top_k",
     "stop_sequences", "metadata", "tools", "tool_choice", "thinking", "service_tier",
+    "output_config",
 })
-COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking"})
+COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking",
+                          "output_config"})
 BLOCK_TYPES = frozenset({
     "text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking",
 })

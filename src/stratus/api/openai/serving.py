@@ -12,8 +12,16 @@ from stratus.admission import Admission, Submission
 from stratus.api._errors import openai_error_body
 from stratus.api._follow import Ended, Text, follow
 from stratus.api._outcome import ended_result, failure_error
+from stratus.engines import OutputFormat
 from stratus.errors import InvalidRequest, NotFound
-from stratus.normalize import Checked, Normalized, check, messages_request, parse_body
+from stratus.normalize import (
+    Checked,
+    Normalized,
+    check,
+    messages_request,
+    output_format,
+    parse_body,
+)
 from stratus.protocol.openai import ChatCompletionRequest
 from stratus.runtime import Runtime
 from stratus.store import JobRecord, Message, Status
@@ -41,7 +49,8 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
         request = checked.request.model_copy(update={
             "temperature": body.temperature, "seed": body.seed,
             "frequency_penalty": body.frequency_penalty,
-            "presence_penalty": body.presence_penalty})
+            "presence_penalty": body.presence_penalty,
+            "response_format": _output_format(body)})
         return dataclasses.replace(checked, request=request, stream=bool(body.stream))
 
     admission, normalized = await runtime.submit(Submission(
@@ -60,10 +69,19 @@ def _check_fields(body: ChatCompletionRequest) -> None:
     if body.logprobs or body.top_logprobs:
         raise InvalidRequest("logprobs are not available from this server: leave logprobs "
                              "and top_logprobs out, or set logprobs to false")
-    if body.response_format is not None and body.response_format.type != "text":
-        raise InvalidRequest(f"response_format {body.response_format.type!r} is not "
-                             "available yet: ask for JSON in the prompt, or leave "
-                             "response_format out")
+
+
+
+def _output_format(body: ChatCompletionRequest) -> OutputFormat | None:
+    fmt = body.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    spec = fmt.json_schema or {}
+    if fmt.type == "json_schema" and not isinstance(spec.get("schema"), dict):
+        raise InvalidRequest("response_format.json_schema.schema is required: the JSON "
+                             "Schema the answer must follow")
+    return output_format(fmt.type, spec.get("schema"), "response_format.json_schema",
+                         name=spec.get("name"), strict=spec.get("strict"))
 
 
 def _message(result: Message) -> dict[str, Any]:

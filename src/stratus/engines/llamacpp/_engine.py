@@ -4,6 +4,8 @@ thread in between running the :class:`~stratus.engines.llamacpp._scheduler.Sched
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import logging
 import os
 import threading
@@ -12,10 +14,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from llama_cpp.llama_grammar import json_schema_to_gbnf
+
 from stratus.config import ModelConfig
 from stratus.engines._chat import ChatFormat, GemmaFormat, TemplateFormat
 from stratus.engines._options import LlamaCppOptions
-from stratus.engines._types import READY, EngineEvent, EngineHealth, Finished, GenerationRequest
+from stratus.engines._types import (
+    READY,
+    EngineEvent,
+    EngineHealth,
+    Finished,
+    GenerationRequest,
+    OutputFormat,
+)
 from stratus.engines.llamacpp._native import Draw, EngineError, LlamaBackend, Native
 from stratus.engines.llamacpp._scheduler import Scheduler, Sequence
 from stratus.weights import resolve
@@ -23,6 +34,20 @@ from stratus.weights import resolve
 log = logging.getLogger("stratus.engines.llamacpp")
 INLINE_CHARS = 8 * 1024  # a prompt this short is tokenized on the caller's thread
 
+
+
+@functools.lru_cache(maxsize=64)
+def _gbnf(schema: str) -> str:
+    return json_schema_to_gbnf(schema)
+
+
+def grammar_of(fmt: OutputFormat | None) -> str | None:
+    """The grammar (GBNF) that only lets through what ``fmt`` allows: any JSON object, or
+    one that validates against its schema."""
+    if fmt is None:
+        return None
+    schema = fmt.json_schema if fmt.type == "json_schema" else {"type": "object"}
+    return _gbnf(json.dumps(schema, sort_keys=True))
 
 
 def default_threads() -> int:
@@ -174,7 +199,8 @@ class LlamaCppEngine:
         queue: asyncio.Queue[EngineEvent | BaseException] = asyncio.Queue()
         seq = Sequence(tokens=tokens, max_tokens=request.max_tokens,
                        stops=request.stop_sequences, sink=(loop, queue),
-                       options=Draw.of(self.config.sampling, request))
+                       options=Draw.of(self.config.sampling, request,
+                                       grammar_of(request.response_format)))
         with self._wake:
             if not self._running:
                 raise EngineError(f"engine {self.config.slug!r} is not running")

@@ -49,9 +49,11 @@ class Draw:
     seed: int | None
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
+    grammar: str | None = None  # GBNF every token must keep to (structured output)
 
     @classmethod
-    def of(cls, defaults: Sampling, request: GenerationRequest) -> Draw:
+    def of(cls, defaults: Sampling, request: GenerationRequest,
+           grammar: str | None = None) -> Draw:
         return cls(
             temperature=defaults.temperature if request.temperature is None
             else request.temperature,
@@ -59,7 +61,7 @@ class Draw:
             top_k=defaults.top_k if request.top_k is None else request.top_k,
             min_p=defaults.min_p, repeat_penalty=defaults.repeat_penalty, seed=request.seed,
             frequency_penalty=request.frequency_penalty or 0.0,
-            presence_penalty=request.presence_penalty or 0.0)
+            presence_penalty=request.presence_penalty or 0.0, grammar=grammar)
 
     @property
     def penalized(self) -> bool:
@@ -226,7 +228,8 @@ class LlamaBackend:
 
     def start(self, seq: Sequence) -> None:
         draw: Draw = seq.options
-        greedy = draw.temperature <= 0 and not (draw.frequency_penalty or draw.presence_penalty)
+        greedy = draw.temperature <= 0 and not (
+            draw.frequency_penalty or draw.presence_penalty or draw.grammar)
         seq.state = None if greedy else self.sampler(draw)
 
     def stop(self, seq: Sequence) -> None:
@@ -238,14 +241,23 @@ class LlamaBackend:
         """The chain of a sampled (temperature > 0) sequence: top-k first, before anything
         that scans or sorts the vocabulary (a full sort of a 262k-token vocabulary per
         sequence per step is slow), then the penalties (repeat, and OpenAI's frequency and
-        presence), top-p, min-p, temperature. At temperature 0 with penalties: the
-        penalties, then the largest."""
+        presence), top-p, min-p, temperature. A grammar goes before all: it decides which
+        tokens may come at all. At temperature 0: the grammar and the penalties, then the
+        largest."""
         chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        if draw.grammar is not None:
+            constrained = lc.llama_sampler_init_grammar(self._native.vocab,
+                                                        draw.grammar.encode(), b"root")
+            if not constrained:
+                lc.llama_sampler_free(chain)
+                raise EngineError("llama.cpp could not read the structured output's grammar")
+            lc.llama_sampler_chain_add(chain, constrained)
         penalties = lc.llama_sampler_init_penalties(
             lc.llama_vocab_n_tokens(self._native.vocab), PENALTY_WINDOW, draw.repeat_penalty,
             draw.frequency_penalty, draw.presence_penalty) if draw.penalized else None
         if draw.temperature <= 0:
-            lc.llama_sampler_chain_add(chain, penalties)
+            if draw.frequency_penalty or draw.presence_penalty:
+                lc.llama_sampler_chain_add(chain, penalties)
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
             return chain
         if draw.top_k > 0:

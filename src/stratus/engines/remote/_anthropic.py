@@ -137,6 +137,10 @@ class AnthropicEngine(RemoteEngine):
             body["top_k"] = request.top_k
         if request.stop_sequences:
             body["stop_sequences"] = list(request.stop_sequences)
+        fmt = request.response_format
+        if fmt is not None:  # Anthropic has no "any object": its schema is the object
+            schema = fmt.json_schema if fmt.type == "json_schema" else {"type": "object"}
+            body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
         return body
 
     async def read(self, response: httpx.Response, request: GenerationRequest,

@@ -150,6 +150,14 @@ class OpenAIEngine(RemoteEngine):
             body["tool_choice"] = _tool_choice(request.tool_choice)
             if request.tool_choice.disable_parallel_tool_use:
                 body["parallel_tool_calls"] = False
+        fmt = request.response_format
+        if fmt is not None and fmt.type == "json_object":
+            body["response_format"] = {"type": "json_object"}
+        elif fmt is not None:
+            schema: dict[str, Any] = {"name": fmt.name or "answer", "schema": fmt.json_schema}
+            if fmt.strict is not None:
+                schema["strict"] = fmt.strict
+            body["response_format"] = {"type": "json_schema", "json_schema": schema}
         return body
 
     async def read(self, response: httpx.Response, request: GenerationRequest,
