@@ -208,6 +208,7 @@ def _default_models() -> tuple[ModelConfig, ...]:
             batch_slots=8,
             # the authors' generation settings
             sampling=Sampling(temperature=0.7, top_p=0.8, top_k=20, repeat_penalty=1.05),
+            capabilities=Capabilities(tools=True),  # its template renders tools
             description="Qwen2.5 Coder 1.5B Instruct (Apache-2.0), served by llama.cpp.",
         ),
         ModelConfig(

@@ -16,11 +16,18 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from stratus.engines._types import GenerationRequest
+from stratus.engines._types import (
+    IMAGE_MARK,
+    GenerationRequest,
+    ImagePart,
+    TextPart,
+    ToolResultPart,
+    ToolUsePart,
+)
 
 log = logging.getLogger("stratus.engines")
 
@@ -40,12 +47,35 @@ def _joined(segments: list[Segment]) -> str:
     return "".join(segment.text for segment in segments)
 
 
-def _turns(request: GenerationRequest) -> tuple[list[dict[str, str]], str | None]:
+def _turns(request: GenerationRequest) -> tuple[list[dict[str, Any]], str | None]:
     """Plain-text turns, and the text of a final assistant turn (the prefill) if any."""
     turns = [{"role": message.role, "content": message.rendered}
              for message in request.messages]
     prefill = None
     if turns and turns[-1]["role"] == "assistant":
+        prefill = turns.pop()["content"]
+    return turns, prefill
+
+
+def _tool_turns(request: GenerationRequest) -> tuple[list[dict[str, Any]], str | None]:
+    """Turns as a template that knows tools reads them (OpenAI's shape): an assistant's
+    calls in ``tool_calls``, each tool result a ``tool`` turn of its own."""
+    turns: list[dict[str, Any]] = []
+    for message in request.messages:
+        plain = "".join(p.text if isinstance(p, TextPart) else IMAGE_MARK
+                        for p in message.parts if isinstance(p, TextPart | ImagePart))
+        if message.role == "assistant":
+            calls = [{"type": "function", "function": {"name": p.name, "arguments": p.input}}
+                     for p in message.parts if isinstance(p, ToolUsePart)]
+            turns.append({"role": "assistant", "content": plain,
+                          **({"tool_calls": calls} if calls else {})})
+            continue
+        turns += [{"role": "tool", "content": p.rendered_content}
+                  for p in message.parts if isinstance(p, ToolResultPart)]
+        if plain or not any(isinstance(p, ToolResultPart) for p in message.parts):
+            turns.append({"role": "user", "content": plain})
+    prefill = None
+    if turns and turns[-1]["role"] == "assistant" and "tool_calls" not in turns[-1]:
         prefill = turns.pop()["content"]
     return turns, prefill
 
@@ -58,24 +88,35 @@ class TemplateFormat:
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         env.globals["raise_exception"] = _raise
         self._template = env.from_string(template)
+        # a template that renders tools and tool calls (Qwen2.5's, Hermes-style ones)
+        self.knows_tools = "tools" in template and "tool_call" in template
         self._bos = bos_token
         self._eos = eos_token
         self._warned = False
 
     def segments(self, request: GenerationRequest) -> list[Segment]:
-        turns, prefill = _turns(request)
+        """Each turn's content is a placeholder while the template renders (an empty one
+        stays empty: templates test for content); tools go in as the template wants them,
+        through its ``tojson``, which escapes ``<`` and ``>``."""
+        with_tools = self.knows_tools and bool(request.tools) and (
+            request.tool_choice is None or request.tool_choice.type != "none")
+        turns, prefill = _tool_turns(request) if self.knows_tools else _turns(request)
         if request.system:
             turns.insert(0, {"role": "system", "content": request.system})
         nonce = secrets.token_hex(8)
         contents = [turn["content"] for turn in turns]
-        marked = [{**turn, "content": f"\ue000{nonce}:{i}\ue001"}
+        marked = [{**turn, "content": f"\ue000{nonce}:{i}\ue001" if turn["content"] else ""}
                   for i, turn in enumerate(turns)]
+        extra = {"tools": [{"type": "function", "function": {
+            "name": t.name, "description": t.description or "",
+            "parameters": t.input_schema}} for t in request.tools]} if with_tools else {}
         text = self._template.render(messages=marked, add_generation_prompt=True,
-                                     bos_token=self._bos, eos_token=self._eos)
+                                     bos_token=self._bos, eos_token=self._eos, **extra)
         pieces = re.split(f"\ue000{nonce}:(\\d+)\ue001", text)
         placed = sorted(int(index) for index in pieces[1::2])
-        if placed != list(range(len(turns))) or nonce in "".join(pieces[::2]):
-            return self._unsplit(turns, prefill)
+        wanted = [i for i, turn in enumerate(turns) if turn["content"]]
+        if placed != wanted or nonce in "".join(pieces[::2]):
+            return self._unsplit(turns, prefill, extra)
         out: list[Segment] = []
         for i, piece in enumerate(pieces):
             if i % 2:
@@ -86,7 +127,8 @@ class TemplateFormat:
             out.append(Segment(prefill, False))
         return out
 
-    def _unsplit(self, turns: list[dict[str, str]], prefill: str | None) -> list[Segment]:
+    def _unsplit(self, turns: list[dict[str, Any]], prefill: str | None,
+                 extra: dict[str, Any]) -> list[Segment]:
         """A template that changes the content it is given (escapes it, cuts it) cannot
         keep content and template text apart: the whole prompt is one segment."""
         if not self._warned:
@@ -94,7 +136,7 @@ class TemplateFormat:
             log.warning("this chat template changes message content as it renders it: "
                         "control tokens written in messages cannot be told from its own")
         text = self._template.render(messages=turns, add_generation_prompt=True,
-                                     bos_token=self._bos, eos_token=self._eos)
+                                     bos_token=self._bos, eos_token=self._eos, **extra)
         return [Segment(text + (prefill or ""), True)]
 
     def render(self, request: GenerationRequest) -> str:

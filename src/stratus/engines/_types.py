@@ -57,6 +57,11 @@ class ToolResultPart(_Frozen):
     def text(self) -> str:
         return "".join(p.text for p in self.content if isinstance(p, TextPart))
 
+    @property
+    def rendered_content(self) -> str:
+        """Its content as a model reads it: text, with ``[image]`` where an image is."""
+        return "".join(p.text if isinstance(p, TextPart) else IMAGE_MARK for p in self.content)
+
 
 Part = TextPart | ImagePart | ToolUsePart | ToolResultPart
 IMAGE_MARK = "[image]"
@@ -69,7 +74,7 @@ def _rendered(part: Part) -> str:
         return IMAGE_MARK
     if isinstance(part, ToolUsePart):
         return json.dumps({"name": part.name, "input": part.input}, ensure_ascii=False)
-    return "".join(_rendered(p) for p in part.content)
+    return part.rendered_content
 
 
 class ChatMessage(_Frozen):

@@ -4,6 +4,7 @@ thread in between running the :class:`~stratus.engines.llamacpp._scheduler.Sched
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -26,9 +27,12 @@ from stratus.engines._types import (
     Finished,
     GenerationRequest,
     OutputFormat,
+    RequestRejected,
+    TextDelta,
 )
 from stratus.engines.llamacpp._native import Draw, EngineError, LlamaBackend, Native
 from stratus.engines.llamacpp._scheduler import Scheduler, Sequence
+from stratus.engines.llamacpp._tools import TRIGGER, CallParser, call_grammar
 from stratus.weights import resolve
 
 log = logging.getLogger("stratus.engines.llamacpp")
@@ -48,6 +52,23 @@ def grammar_of(fmt: OutputFormat | None) -> str | None:
         return None
     schema = fmt.json_schema if fmt.type == "json_schema" else {"type": "object"}
     return _gbnf(json.dumps(schema, sort_keys=True))
+
+
+def _with_calls(parser: CallParser, event: EngineEvent) -> list[EngineEvent]:
+    """An event of a request that may call tools: its text less the calls, the calls whole;
+    a reply that made calls and ended by itself ends as a tool use."""
+    if isinstance(event, TextDelta):
+        text, calls = parser.feed(event.text)
+        out: list[EngineEvent] = [TextDelta(text, event.input_tokens, event.output_tokens)] \
+            if text else []
+        return [*out, *calls]
+    if isinstance(event, Finished):
+        rest = parser.flush()
+        out = [TextDelta(rest, event.input_tokens, event.output_tokens)] if rest else []
+        if parser.calls and event.stop_reason == "end_turn":
+            event = dataclasses.replace(event, stop_reason="tool_use")
+        return [*out, event]
+    return [event]
 
 
 def default_threads() -> int:
@@ -117,6 +138,9 @@ class LlamaCppEngine:
                         threads=self._threads, generate=generate)
         self._native = native
         self._format = self._chat_format(native)
+        if self.config.capabilities.tools and not getattr(self._format, "knows_tools", False):
+            raise EngineError(f"model {self.config.slug!r} has capabilities.tools but its "
+                              "chat template has no tool format: set tools = false")
         if generate:
             self._scheduler = Scheduler(LlamaBackend(native, self._lock, self._seed),
                                         slots=self.config.batch_slots, chunk=self._chunk,
@@ -196,11 +220,11 @@ class LlamaCppEngine:
             raise EngineError(f"prompt of {len(tokens)} tokens plus max_tokens "
                               f"{request.max_tokens} exceeds the context of "
                               f"{self.config.context_length}")
+        grammar, trigger, parser = self._constraint(request)
         queue: asyncio.Queue[EngineEvent | BaseException] = asyncio.Queue()
         seq = Sequence(tokens=tokens, max_tokens=request.max_tokens,
                        stops=request.stop_sequences, sink=(loop, queue),
-                       options=Draw.of(self.config.sampling, request,
-                                       grammar_of(request.response_format)))
+                       options=Draw.of(self.config.sampling, request, grammar, trigger))
         with self._wake:
             if not self._running:
                 raise EngineError(f"engine {self.config.slug!r} is not running")
@@ -211,13 +235,32 @@ class LlamaCppEngine:
                 event = await queue.get()
                 if isinstance(event, BaseException):
                     raise event
-                yield event
+                for out in [event] if parser is None else _with_calls(parser, event):
+                    yield out
                 if isinstance(event, Finished):
                     return
         finally:
             seq.cancelled = True
             with self._wake:
                 self._wake.notify()
+
+    def _constraint(self, request: GenerationRequest,
+                    ) -> tuple[str | None, str | None, CallParser | None]:
+        """The grammar a request's tokens keep to (its structured output, or the tools it
+        may call), the token from which a lazy one applies, and the parser of its calls."""
+        tools_on = bool(request.tools) and (request.tool_choice is None
+                                            or request.tool_choice.type != "none")
+        if not tools_on:
+            return grammar_of(request.response_format), None, None
+        if request.response_format is not None:
+            raise RequestRejected(f"model {self.config.slug!r} cannot both call tools and "
+                                  "answer in a set format: send tools or a response format")
+        if not getattr(self._format, "knows_tools", False):
+            raise RequestRejected(f"model {self.config.slug!r} has no chat template for tools")
+        choice = request.tool_choice
+        forced = choice is not None and choice.type in ("any", "tool")
+        return (call_grammar(request.tools, choice), None if forced else TRIGGER,
+                CallParser({t.name for t in request.tools}))
 
     # -- the engine thread -------------------------------------------------------------------
 

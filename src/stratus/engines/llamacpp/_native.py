@@ -50,10 +50,12 @@ class Draw:
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     grammar: str | None = None  # GBNF every token must keep to (structured output)
+    # the grammar applies only once the text matches this pattern (a tool call begins)
+    trigger: str | None = None
 
     @classmethod
-    def of(cls, defaults: Sampling, request: GenerationRequest,
-           grammar: str | None = None) -> Draw:
+    def of(cls, defaults: Sampling, request: GenerationRequest, grammar: str | None = None,
+           trigger: str | None = None) -> Draw:
         return cls(
             temperature=defaults.temperature if request.temperature is None
             else request.temperature,
@@ -61,7 +63,8 @@ class Draw:
             top_k=defaults.top_k if request.top_k is None else request.top_k,
             min_p=defaults.min_p, repeat_penalty=defaults.repeat_penalty, seed=request.seed,
             frequency_penalty=request.frequency_penalty or 0.0,
-            presence_penalty=request.presence_penalty or 0.0, grammar=grammar)
+            presence_penalty=request.presence_penalty or 0.0, grammar=grammar,
+            trigger=trigger)
 
     @property
     def penalized(self) -> bool:
@@ -245,9 +248,14 @@ class LlamaBackend:
         tokens may come at all. At temperature 0: the grammar and the penalties, then the
         largest."""
         chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
-        if draw.grammar is not None:
+        if draw.grammar is not None and draw.trigger is not None:
+            patterns = (ctypes.c_char_p * 1)(draw.trigger.encode())
+            constrained = lc.llama_sampler_init_grammar_lazy_patterns(
+                self._native.vocab, draw.grammar.encode(), b"root", patterns, 1, None, 0)
+        elif draw.grammar is not None:
             constrained = lc.llama_sampler_init_grammar(self._native.vocab,
                                                         draw.grammar.encode(), b"root")
+        if draw.grammar is not None:
             if not constrained:
                 lc.llama_sampler_free(chain)
                 raise EngineError("llama.cpp could not read the structured output's grammar")
