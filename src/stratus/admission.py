@@ -80,6 +80,7 @@ class Submission:
     webhook: str | None = None
     wants_result: bool = True
     body_size: int | None = None
+    user_id: str | None = None  # the client's end user, kept in the request's history
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ def body_hash(idempotency_key: str, requested_model: str, body: Any) -> str:
 
 
 def _opening(caller: Caller, spec: ModelSpec, job: NewJob, normalized: Normalized,
-             webhook: str | None) -> Opening:
+             webhook: str | None, user_id: str | None) -> Opening:
     """The request's history row, holding its worst case: input + max_tokens at the
     model's prices (nothing for a request the policy blocked)."""
     cfg, max_tokens = spec.config, normalized.request.max_tokens
@@ -109,7 +110,7 @@ def _opening(caller: Caller, spec: ModelSpec, job: NewJob, normalized: Normalize
         model=job.requested_model, slug=spec.slug, reserve=to_nano(worst),
         reserve_note=(f"{normalized.input_tokens} input tokens + max_tokens {max_tokens} at "
                       f"${cfg.price_input:g} / ${cfg.price_output:g} per million"),
-        webhook_url=webhook)
+        webhook_url=webhook, user_id=user_id)
 
 
 class _Taken:
@@ -207,7 +208,7 @@ class Admitter:
                          blocked=blocked, max_queue=spec.config.max_queue,
                          input_tokens=normalized.input_tokens)
             record, created = await self._queue(caller, spec, job, normalized, webhook,
-                                                sub.wants_result)
+                                                sub.wants_result, sub.user_id)
         except BaseException:
             await asyncio.shield(taken.give_back())
             raise
@@ -220,13 +221,13 @@ class Admitter:
         await self._images.close()
 
     async def _queue(self, caller: Caller, spec: ModelSpec, job: NewJob,
-                     normalized: Normalized, webhook: str | None,
-                     wants_result: bool) -> tuple[JobRecord, bool]:
+                     normalized: Normalized, webhook: str | None, wants_result: bool,
+                     user_id: str | None) -> tuple[JobRecord, bool]:
         """Reserve the credits, record the request and queue its job, in one transaction:
         the request's history row and its job exist together or not at all."""
         try:
             record, created = await self._open_and_queue(
-                _opening(caller, spec, job, normalized, webhook), job)
+                _opening(caller, spec, job, normalized, webhook, user_id), job)
         except IdempotencyConflict as exc:
             raise _idempotency_conflict(job.idempotency_key, exc.job_id) from None
         except IdempotentReplay as exc:
@@ -296,6 +297,18 @@ class Admitter:
             requested_model=entry.model, status=Status(entry.status), request={},
             created_at=entry.created_at, attempts=0, started_at=entry.started_at,
             completed_at=entry.completed_at, error=entry.error, error_type=entry.error_type)
+
+
+MAX_USER_ID = 256
+
+
+def user_id_of(value: object, field: str) -> str | None:
+    """The end user a client names (``metadata.user_id``, OpenAI's ``user``), checked."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_USER_ID:
+        raise InvalidRequest(f"{field} must be a string of at most {MAX_USER_ID} characters")
+    return value or None
 
 
 def _check_some_credit(caller: Caller, spec: ModelSpec) -> None:

@@ -96,3 +96,21 @@ def test_openai_what_cannot_be_done_is_a_clear_400(api: httpx.Client, extra: dic
     response = api.post("/v1/chat/completions", json=body)
     assert response.status_code == 400, response.text
     assert needle in response.json()["error"]["message"]
+
+
+def test_the_end_user_is_kept_in_history(claude: anthropic.Anthropic, gpt: openai.OpenAI,
+                                         api: httpx.Client) -> None:
+    message = claude.messages.with_raw_response.create(
+        model="echo", max_tokens=5, metadata={"user_id": "end-user-7"},
+        messages=[{"role": "user", "content": "hi"}])
+    completion = gpt.chat.completions.with_raw_response.create(
+        model="echo", user="end-user-8", messages=[{"role": "user", "content": "hi"}])
+    for raw, user_id in ((message, "end-user-7"), (completion, "end-user-8")):
+        rid = raw.headers.get("request-id") or raw.headers["x-request-id"]
+        entry = api.get(f"/v1/requests/{rid}").json()
+        assert entry["user_id"] == user_id
+    refused = api.post("/v1/messages", json={
+        "model": "echo", "max_tokens": 5, "metadata": {"user_id": 42},
+        "messages": [{"role": "user", "content": "hi"}]})
+    assert refused.status_code == 400
+    assert "metadata.user_id must be a string" in refused.json()["error"]["message"]

@@ -83,6 +83,7 @@ class Opening:
     reserve: int  # nano-USD held until the request ends
     reserve_note: str  # how the reservation was worked out, for a 406's message
     webhook_url: str | None = None  # None: the account's default, if any
+    user_id: str | None = None  # the client's end user (metadata.user_id, OpenAI's user)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,7 @@ class RequestEntry:
     error_type: str | None = None
     webhook_url: str | None = None
     webhook_status: str | None = None  # pending | delivered | failed
+    user_id: str | None = None  # the client's end user, as it named them
 
 
 @dataclass(frozen=True, slots=True)

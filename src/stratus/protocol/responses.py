@@ -289,6 +289,7 @@ class HistoryEntry(BaseModel):
     error: str | None
     error_type: str | None
     key_id: str
+    user_id: str | None  # the client's end user: metadata.user_id, or OpenAI's user
     webhook: EntryWebhook | None
 
 

@@ -29,10 +29,10 @@ async def open_request(conn: Connection, opening: Opening) -> None:
     await _credits.reserve(conn, opening.account_id, opening.reserve, opening.reserve_note)
     await conn.execute(
         "INSERT INTO requests (id, account_id, key_id, model, slug, status, created_at, "
-        "reserved, webhook_url) SELECT %s, id, %s, %s, %s, 'QUEUED', stratus_now(), %s, "
-        "COALESCE(%s, webhook_url) FROM accounts WHERE id = %s",
+        "reserved, user_id, webhook_url) SELECT %s, id, %s, %s, %s, 'QUEUED', stratus_now(), "
+        "%s, %s, COALESCE(%s, webhook_url) FROM accounts WHERE id = %s",
         (opening.request_id, opening.key_id, opening.model, opening.slug, opening.reserve,
-         opening.webhook_url, opening.account_id))
+         opening.user_id, opening.webhook_url, opening.account_id))
 
 
 async def _lock_open(conn: Connection, request_id: str) -> dict[str, Any] | None:

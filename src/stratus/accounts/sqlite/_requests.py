@@ -21,10 +21,10 @@ def open_request(conn: sqlite3.Connection, opening: Opening, now: float) -> None
     _credits.reserve(conn, opening.account_id, opening.reserve, opening.reserve_note)
     conn.execute(
         "INSERT INTO requests (id, account_id, key_id, model, slug, status, created_at, "
-        "reserved, webhook_url) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, "
+        "reserved, user_id, webhook_url) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?, "
         "COALESCE(?, (SELECT webhook_url FROM accounts WHERE id = ?)))",
         (opening.request_id, opening.account_id, opening.key_id, opening.model, opening.slug,
-         now, opening.reserve, opening.webhook_url, opening.account_id))
+         now, opening.reserve, opening.user_id, opening.webhook_url, opening.account_id))
 
 
 def _open_row(conn: sqlite3.Connection, request_id: str) -> sqlite3.Row | None:

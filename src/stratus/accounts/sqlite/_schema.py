@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS requests (
     webhook_status TEXT,
     webhook_payload TEXT,
     webhook_attempts INTEGER NOT NULL DEFAULT 0,
-    webhook_next_at REAL
+    webhook_next_at REAL,
+    user_id TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_account ON requests (account_id, seq);
 CREATE INDEX IF NOT EXISTS requests_open ON requests (completed_at, created_at);
@@ -83,6 +84,7 @@ _ADDED = (
     ("api_keys", "models", "TEXT"),
     ("api_keys", "requests_per_minute", "INTEGER"),
     ("api_keys", "tokens_per_minute", "INTEGER"),
+    ("requests", "user_id", "TEXT"),
 )
 
 

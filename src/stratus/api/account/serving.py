@@ -83,6 +83,7 @@ def entry_body(entry: RequestEntry) -> dict[str, Any]:
         "error": entry.error,
         "error_type": entry.error_type,
         "key_id": entry.key_id,
+        "user_id": entry.user_id,
         "webhook": None if entry.webhook_url is None else {
             "url": entry.webhook_url, "status": entry.webhook_status,
             "webhook_id": webhook_id(entry.id)},

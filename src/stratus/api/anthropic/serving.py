@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from stratus.accounts import Caller
-from stratus.admission import Admission, Submission
+from stratus.admission import Admission, Submission, user_id_of
 from stratus.api._outcome import ended_result
 from stratus.limits import LimitState
 from stratus.normalize import Checked, Normalized, check, counting_request, parse_body
@@ -31,7 +31,8 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
 
     admission, normalized = await runtime.submit(Submission(
         caller, spec, body.model, prepare, request_id, data, idempotency_key=idempotency_key,
-        stream=bool(body.stream), webhook=webhook, body_size=len(raw)))
+        stream=bool(body.stream), webhook=webhook, body_size=len(raw),
+        user_id=user_id_of((body.metadata or {}).get("user_id"), "metadata.user_id")))
     assert normalized is not None  # a route that waits gets a 404 for an expired replay
     return admission, normalized, body.model
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from stratus.accounts import Caller
-from stratus.admission import Admission, Submission
+from stratus.admission import Admission, Submission, user_id_of
 from stratus.api._errors import openai_error_body
 from stratus.api._follow import Ended, Text, follow
 from stratus.api._outcome import ended_result, failure_error
@@ -55,7 +55,8 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
 
     admission, normalized = await runtime.submit(Submission(
         caller, spec, body.model, prepare, request_id, data, idempotency_key=idempotency_key,
-        stream=bool(body.stream), webhook=webhook, body_size=len(raw)))
+        stream=bool(body.stream), webhook=webhook, body_size=len(raw),
+        user_id=user_id_of(body.user, "user")))
     assert normalized is not None  # a route that waits gets a 404 for an expired replay
     return admission, normalized, body
 

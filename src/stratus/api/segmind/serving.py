@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from stratus.accounts import Caller
-from stratus.admission import Admission, Submission
+from stratus.admission import Admission, Submission, user_id_of
 from stratus.api._outcome import failure_error
 from stratus.errors import (
     InvalidRequest,
@@ -56,7 +56,8 @@ async def submit(runtime: Runtime, caller: Caller, model: str, raw: bytes,
     return await runtime.submit(Submission(
         caller, spec, model, functools.partial(check, body, spec), request_id, data,
         idempotency_key=idempotency_key, stream=bool(body.stream), webhook=webhook,
-        wants_result=can_stream, body_size=len(raw)))
+        wants_result=can_stream, body_size=len(raw),
+        user_id=user_id_of((body.metadata or {}).get("user_id"), "metadata.user_id")))
 
 
 def submit_body(record: JobRecord, links: Links) -> dict[str, Any]:
