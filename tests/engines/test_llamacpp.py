@@ -392,3 +392,23 @@ def test_json_object_on_the_anthropic_surface_streams_json(api: httpx.Client) ->
                  for line in response.iter_lines()
                  if line.startswith("data: ") and '"content_block_delta"' in line]
     assert isinstance(json.loads("".join(texts))["ok"], bool)
+
+
+def test_openai_penalties_reach_the_sampler(gemma: ServerProcess) -> None:
+    client = openai.OpenAI(base_url=gemma.url + "/v1", api_key=gemma.key, max_retries=0,
+                           timeout=300)
+
+    def answer(**penalties: float) -> str:
+        completion = client.chat.completions.create(
+            model="gemma-3-270m", max_tokens=40, temperature=0, seed=1,
+            messages=[{"role": "user", "content": "List colours: red, red, red, red,"}],
+            **penalties)
+        return completion.choices[0].message.content or ""
+
+    plain = answer()
+    assert answer() == plain  # greedy: the same twice
+    penalized = answer(frequency_penalty=2.0, presence_penalty=2.0)
+    assert penalized != plain
+    words = penalized.split()
+    assert len(set(words)) / max(len(words), 1) >= len(set(plain.split())) / max(
+        len(plain.split()), 1)  # fewer repeats, not more

@@ -334,3 +334,18 @@ def test_streamed_tool_calls_reach_the_openai_sdk(fake: FakeAnthropic,
     assert [(c.index, c.id, json.loads(c.function.arguments)) for c in calls] == [
         (0, "toolu_12", {"city": "Rome"}), (1, "toolu_13", {"city": "Oslo"})]
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+
+
+def test_the_queue_surface_stores_tool_calls(fake: FakeAnthropic, served: ServerProcess) -> None:
+    fake.script(Reply(text="", tool_uses=(ToolUse("get_weather", {"city": "Bern"},
+                                                  id="toolu_21"),)))
+    with served.client() as api:
+        rid = api.post("/v2/claude-remote", json={
+            "max_tokens": 50, "tools": [WEATHER],
+            "messages": [{"role": "user", "content": "Bern?"}]}).json()["request_id"]
+        assert wait_for(lambda: api.get(f"/v2/requests/{rid}/status").json()["status"]
+                        == "COMPLETED")
+        output = json.loads(api.get(f"/v2/requests/{rid}").json()["output"])
+    assert output["stop_reason"] == "tool_use"
+    assert output["content"] == [{"type": "tool_use", "id": "toolu_21", "name": "get_weather",
+                                  "input": {"city": "Bern"}}]
