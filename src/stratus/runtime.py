@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from stratus import backends
 from stratus._offload import Offload
@@ -186,6 +186,19 @@ class Runtime:
         self.offload.close()
         await self.admitter.close()
         await self.database.close()
+
+    async def model_states(self) -> dict[str, dict[str, Any]]:
+        """Each model's state (``ready``, or ``cooldown``): its engine's here; on an API node,
+        what the live workers report (ready if any is)."""
+        states = {spec.slug: spec.state() for spec in self.models}
+        if self.worker is not None:
+            return states
+        for slug, reports in (await self.store.model_health()).items():
+            if slug in states and reports:
+                ready = [r for r in reports if r.get("state") == "ready"]
+                states[slug] = ready[0] if ready else min(
+                    reports, key=lambda r: r.get("next_probe_at") or 0.0)
+        return states
 
     @property
     def ready(self) -> bool:

@@ -148,3 +148,21 @@ async def test_a_database_that_is_down_is_a_quick_503() -> None:
     with pytest.raises(Unavailable) as raised:
         await dead.open()
     assert raised.value.status_code == 503 and "Retry-After" in raised.value.headers
+
+
+async def test_workers_report_their_engines_to_processes_without_any(pools) -> None:
+    pg = pools()
+    await pg.open()
+    store = PostgresJobStore(pg, lease_seconds=0.3)
+    cooling = {"state": "cooldown", "reason": "the upstream cannot be reached",
+               "next_probe_at": 123.0}
+    ready = {"state": "ready", "reason": None, "next_probe_at": None}
+    await store.report_health("w1", {"m": cooling, "n": ready})
+    await store.report_health("w2", {"m": ready})
+    health = await store.model_health()
+    assert sorted(health["m"], key=lambda s: s["state"]) == [cooling, ready]
+    assert health["n"] == [ready]
+    await store.report_health("w1", {"m": ready, "n": ready})  # a report replaces the last
+    assert (await store.model_health())["m"] == [ready, ready]
+    await asyncio.sleep(0.4)  # a worker not heard from for a lease is not asked
+    assert await store.model_health() == {}

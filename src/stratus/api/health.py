@@ -20,7 +20,11 @@ async def ready(request: Request) -> JSONResponse:
     process."""
     runtime = request.app.state.runtime
     served = runtime.models if runtime.worker is None else runtime.worker.models
-    models = {spec.slug: spec.state() for spec in served}
+    try:
+        states = await runtime.model_states()
+    except Exception:  # the database is down: say what this process knows
+        states = {spec.slug: spec.state() for spec in runtime.models}
+    models = {spec.slug: states[spec.slug] for spec in served}
     if runtime.ready:
         return JSONResponse({"status": "ready", "models": models})
     reason = "shutting down" if runtime.draining else "worker not running"

@@ -213,6 +213,16 @@ class JobStore(Protocol):
 
     async def claim(self, models: Collection[str], worker_id: str) -> Claim | None: ...
 
+    async def report_health(self, worker_id: str, health: dict[str, dict[str, Any]]) -> None:
+        """What a worker's engines say of themselves (by model: ``ready``, or ``cooldown``
+        with why and until when), for processes that run no engine (an API node)."""
+        ...
+
+    async def model_health(self) -> dict[str, list[dict[str, Any]]]:
+        """By model, what each live worker last reported of it (empty where workers share
+        the process with the API: its own engines say it)."""
+        ...
+
     async def heartbeat(self, claim: Claim) -> bool: ...
 
     async def complete(self, claim: Claim, result: Message,

@@ -255,6 +255,27 @@ class PostgresJobStore:
             "THEN EXCLUDED.models ELSE workers.models END",
             (worker_id, list(models)))
 
+    async def report_health(self, worker_id: str, health: dict[str, dict[str, Any]]) -> None:
+        async with self._pg.connection() as conn:
+            await conn.execute(
+                "INSERT INTO workers (id, models, started_at, seen_at, health) "
+                "VALUES (%s, %s, stratus_now(), stratus_now(), %s) ON CONFLICT (id) DO UPDATE "
+                "SET seen_at = EXCLUDED.seen_at, health = EXCLUDED.health",
+                (worker_id, list(health), json.dumps(health)))
+
+    async def model_health(self) -> dict[str, list[dict[str, Any]]]:
+        """Of the workers seen within a lease."""
+        async with self._pg.connection() as conn:
+            cur = await conn.execute(
+                "SELECT health FROM workers WHERE health IS NOT NULL "
+                "AND seen_at > stratus_now() - %s", (self._lease,))
+            rows = await cur.fetchall()
+        found: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            for model, state in json.loads(row["health"]).items():
+                found.setdefault(model, []).append(state)
+        return found
+
     async def heartbeat(self, claim: Claim) -> bool:
         """Renews every lease the claim's worker holds (one statement); True if this claim's
         is among them."""

@@ -7,6 +7,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Collection
+from typing import Any
 
 from stratus._sqlite import SqliteDB
 from stratus.store._notify import Notifier
@@ -347,6 +348,12 @@ class SqliteJobStore:
         return await self._notify.wait(job_id, lambda: self.get(job_id),
                                        lambda record: record.status.is_terminal(), timeout,
                                        ended_only=True)
+
+    async def report_health(self, worker_id: str, health: dict[str, dict[str, Any]]) -> None:
+        return None  # one process: the API asks its own engines
+
+    async def model_health(self) -> dict[str, list[dict[str, Any]]]:
+        return {}
 
     async def wait_for_work(self, timeout: float) -> None:
         await self._notify.wait_for_work(timeout)

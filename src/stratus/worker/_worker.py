@@ -16,6 +16,7 @@ import json
 import logging
 import time
 import uuid
+from typing import Any
 
 from stratus.engines import (
     EngineBusy,
@@ -99,6 +100,8 @@ class Worker:
         self._loop_task: asyncio.Task[None] | None = None
         self._max_handbacks = max_handbacks
         self._paused: dict[str, float] = {}  # model -> monotonic time its engine is busy until
+        self._reported: dict[str, dict[str, Any]] | None = None
+        self._next_report = 0.0
 
     @property
     def models(self) -> ModelRegistry:
@@ -143,10 +146,19 @@ class Worker:
 
     # -- claiming --------------------------------------------------------------------------
 
+    async def _report(self) -> None:
+        """Tell processes without engines (API nodes) what this worker's engines say."""
+        health = {spec.slug: spec.state() for spec in self._models}
+        now = time.monotonic()
+        if health != self._reported or now >= self._next_report:
+            await self._store.report_health(self.id, health)
+            self._reported, self._next_report = health, now + self._heartbeat
+
     async def _loop(self) -> None:
         next_sweep = 0.0
         while not self._draining:
             try:
+                await self._report()
                 now = time.monotonic()
                 if now >= next_sweep:
                     report = await self._store.sweep()

@@ -13,9 +13,9 @@ router = APIRouter()
 
 @router.get("/v1/models")
 async def list_models(request: Request, caller: CallerDep) -> JSONResponse:
-    return JSONResponse(serving.model_list(request.app.state.runtime, caller))
+    return JSONResponse(await serving.model_list(request.app.state.runtime, caller))
 
 
 @router.get("/v1/models/{model_id}")
 async def get_model(model_id: str, request: Request, caller: CallerDep) -> JSONResponse:
-    return JSONResponse(serving.model_card(request.app.state.runtime, caller, model_id))
+    return JSONResponse(await serving.model_card(request.app.state.runtime, caller, model_id))

@@ -17,7 +17,7 @@ from stratus.runtime import Runtime, may_use
 STARTED = int(time.time())  # a model's "created": when this server began serving it
 
 
-def _card(name: str, spec: ModelSpec) -> ModelCard:
+def _card(name: str, spec: ModelSpec, state: dict[str, Any]) -> ModelCard:
     cfg = spec.config
     return ModelCard(
         id=name,
@@ -38,21 +38,22 @@ def _card(name: str, spec: ModelSpec) -> ModelCard:
                  if cfg.price_cached_input is None else cfg.price_cached_input},
         # a remote model samples as its upstream does by default
         sampling={} if ENGINES[cfg.engine].remote else cfg.sampling.model_dump(),
-        status=ModelState.model_validate(spec.state()),
+        status=ModelState.model_validate(state),
     )
 
 
-def model_list(runtime: Runtime, caller: Caller) -> dict[str, Any]:
+async def model_list(runtime: Runtime, caller: Caller) -> dict[str, Any]:
     """Every name of every model this caller's key may use: its slug, then its aliases."""
-    cards = [_card(name, spec) for spec in runtime.models if may_use(caller.key, spec.config)
-             for name in (spec.slug, *spec.config.aliases)]
+    states = await runtime.model_states()
+    cards = [_card(name, spec, states[spec.slug]) for spec in runtime.models
+             if may_use(caller.key, spec.config) for name in (spec.slug, *spec.config.aliases)]
     return ModelList(data=cards, first_id=cards[0].id if cards else None,
                      last_id=cards[-1].id if cards else None).model_dump()
 
 
-def model_card(runtime: Runtime, caller: Caller, name: str) -> dict[str, Any]:
+async def model_card(runtime: Runtime, caller: Caller, name: str) -> dict[str, Any]:
     spec = runtime.models.resolve(name)
     if not may_use(caller.key, spec.config):
         raise NotFound(f"unknown model {name!r}: this API key may not use it "
                        "(GET /v1/models lists those it may)")
-    return _card(name, spec).model_dump()
+    return _card(name, spec, (await runtime.model_states())[spec.slug]).model_dump()
