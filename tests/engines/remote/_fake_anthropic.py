@@ -26,7 +26,6 @@ import contextlib
 import json
 import re
 import secrets
-import socket
 import string
 import threading
 import time
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeAlias
 
-import uvicorn
+from tests._asgi import ThreadedServer
 
 Scope: TypeAlias = MutableMapping[str, Any]
 AsgiMessage: TypeAlias = MutableMapping[str, Any]
@@ -551,17 +550,14 @@ class FakeAnthropic:
         self._inflight = 0
         self._max_inflight = 0
         self._stopping = threading.Event()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ThreadedServer(self._asgi, "fake-anthropic")
 
     # -- control, from the test's thread
 
     @property
     def url(self) -> str:
         """The base URL, for the SDK's ``base_url``; the routes are under ``/v1/``."""
-        if not self.port:
-            raise RuntimeError("FakeAnthropic is not started")
-        return f"http://127.0.0.1:{self.port}"
+        return self._serving.url
 
     @property
     def inflight(self) -> int:
@@ -593,42 +589,16 @@ class FakeAnthropic:
 
     def start(self) -> FakeAnthropic:
         """Serve; returns once the server accepts connections."""
-        if self._thread is not None:
-            return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self._asgi, interface="asgi3", lifespan="off", log_level="warning",
-            access_log=False, proxy_headers=False, server_header=False, date_header=True,
-            timeout_graceful_shutdown=5)
-        server = uvicorn.Server(config)
         self._stopping.clear()
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                                  name=f"fake-anthropic-{self.port}", daemon=True)
-        self._server, self._thread = server, thread
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                thread.join(5)
-                self._server = self._thread = None
-                sock.close()
-                raise RuntimeError("FakeAnthropic did not start")
-            time.sleep(0.01)
+        self._serving.start()
+        self.port = self._serving.port
         return self
 
     def stop(self) -> None:
         """End open responses (streams stop where they are), then the server."""
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        self._stopping.set()
-        server.should_exit = True
-        thread.join(15)
-        self._server = self._thread = None
+        if self._serving.running:
+            self._stopping.set()
+            self._serving.stop()
 
     def __enter__(self) -> FakeAnthropic:
         return self.start()

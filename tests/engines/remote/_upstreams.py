@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -46,7 +45,6 @@ from pathlib import Path
 from typing import Any, Self
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -54,6 +52,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from stratus import weights
+from tests._asgi import ThreadedServer
 from tests._server import free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -203,24 +202,19 @@ class CountingProxy:
         self._rejected = 0
         self._disconnects = 0
         self._client: httpx.AsyncClient | None = None
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port: int = self._sock.getsockname()[1]
         methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
         app = Starlette(routes=[Route("/{path:path}", self._forward, methods=methods)],
                         lifespan=self._lifespan)
-        self._server = uvicorn.Server(uvicorn.Config(
-            app, loop="asyncio", lifespan="on", log_config=None, log_level="warning",
-            access_log=False, server_header=False, date_header=False,
-            timeout_graceful_shutdown=2))
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name=f"counting-proxy-{self.port}", daemon=True)
+        self._serving = ThreadedServer(app, "counting-proxy", lifespan=True)
 
     @property
     def url(self) -> str:
         """The proxy's root: an OpenAI client uses ``proxy.url + "/v1"``."""
-        return f"http://127.0.0.1:{self.port}"
+        return self._serving.url
+
+    @property
+    def port(self) -> int:
+        return self._serving.port
 
     @property
     def inflight(self) -> int:
@@ -265,19 +259,11 @@ class CountingProxy:
             self._disconnects = 0
 
     def start(self, timeout: float = 10.0) -> Self:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the counting proxy to {self.upstream} did not start")
-            time.sleep(0.01)
+        self._serving.start(timeout)
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-        self._sock.close()
+        self._serving.stop()
 
     def __enter__(self) -> Self:
         return self.start()
