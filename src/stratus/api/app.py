@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from stratus.api import _errors, _openapi, health
+from stratus.api import _errors, _openapi, docs, health
 from stratus.api._middleware import RequestIdMiddleware
 from stratus.api.account.router import router as account_router
 from stratus.api.admin.router import router as admin_router
@@ -41,5 +41,6 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(segmind_router)
     _errors.install(app)
     _openapi.install(app)
+    docs.install(app)
     app.add_middleware(RequestIdMiddleware)
     return app
