@@ -55,6 +55,7 @@ from stratus.store import (
     QueueFull,
     Status,
 )
+from stratus.telemetry import Telemetry
 from stratus.webhooks import check_url
 
 
@@ -157,7 +158,7 @@ class _Taken:
 class Admitter:
     def __init__(self, config: Config, store: JobStore, accounts: Accounts, admit: Admit,
                  limiter: RateLimiter, policy: ContentPolicy, offload: Offload,
-                 outcomes: Outcomes) -> None:
+                 outcomes: Outcomes, telemetry: Telemetry | None = None) -> None:
         self._config = config
         self._store = store
         self._accounts = accounts
@@ -166,6 +167,7 @@ class Admitter:
         self._policy = policy
         self._offload = offload
         self._outcomes = outcomes
+        self._telemetry = telemetry
         self._images = ImageFetcher(allow_private=config.images.allow_private,
                                     timeout=config.images.fetch_timeout)
         self._same_key: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
@@ -234,7 +236,9 @@ class Admitter:
             return await self._expired_replay(caller, exc.job_id, wants_result), False
         except QueueFull as exc:
             raise _queue_full(spec, exc.depth) from None
-        if created and record.status.is_terminal():
+        if created and record.status.is_terminal():  # blocked by the content policy
+            if self._telemetry is not None:
+                self._telemetry.record_ended(record)
             await self._outcomes.settle(record)
         return record, created
 

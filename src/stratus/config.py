@@ -134,6 +134,7 @@ class ServerConfig(_Strict):
     sweep_interval: float = Field(default=5.0, gt=0)
     ping_interval: float = Field(default=10.0, gt=0)  # SSE ping while a stream waits
     history_ttl: float = Field(default=30 * 86400.0, gt=0)  # request history is kept this long
+    metrics_auth: bool = False  # GET /metrics only with an admin key
 
 
 class WebhookConfig(_Strict):

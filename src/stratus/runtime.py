@@ -25,6 +25,7 @@ from stratus.policy import ContentPolicy
 from stratus.store import JobRecord, JobStore
 from stratus.store._hints import POLL
 from stratus.streams import LocalTokenStream, TokenStream
+from stratus.telemetry import Telemetry
 from stratus.webhooks import IDLE_CHECK, Dispatcher
 from stratus.worker import Worker
 
@@ -61,6 +62,7 @@ class Runtime:
     bus: TokenStream = field(default_factory=LocalTokenStream)
     limiter: RateLimiter = field(default_factory=LocalRateLimiter)
     offload: Offload = field(default_factory=Offload)
+    telemetry: Telemetry = field(default_factory=Telemetry)
     draining: bool = field(default=False)
     _drain_deadline: float = 0.0
     _housekeeping: asyncio.Task[None] | None = None
@@ -68,7 +70,8 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.admitter = Admitter(self.config, self.store, self.accounts, self.database.admit,
-                                 self.limiter, self.policy, self.offload, self.outcomes)
+                                 self.limiter, self.policy, self.offload, self.outcomes,
+                                 self.telemetry)
 
     @property
     def store(self) -> JobStore:
@@ -97,8 +100,11 @@ class Runtime:
                 "[database] url (or STRATUS_DATABASE_URL) to a postgresql:// URL")
         models = ModelRegistry.from_config(config.models, server.data_dir)
         bus = backends.token_stream(config)
+        telemetry = Telemetry()
         dispatcher = Dispatcher(accounts=database.accounts, config=config.webhooks,
-                                idle_check=POLL if database.shared else IDLE_CHECK)
+                                idle_check=POLL if database.shared else IDLE_CHECK,
+                                on_attempt=lambda outcome: telemetry.webhooks.labels(
+                                    outcome).inc())
         database.on_webhook(dispatcher.wake)
         outcomes = Outcomes(database.store, database.accounts, on_webhook=dispatcher.wake,
                             settled_by_store=database.settles_on_end)
@@ -108,10 +114,10 @@ class Runtime:
             served = models if serve is None else models.only(serve)
             worker = Worker(database.store, served, lease_seconds=server.lease_seconds,
                             sweep_interval=min(server.sweep_interval, server.lease_seconds / 2),
-                            bus=bus, outcomes=outcomes, policy=policy)
+                            bus=bus, outcomes=outcomes, policy=policy, telemetry=telemetry)
         return cls(config=config, database=database, models=models, worker=worker,
                    outcomes=outcomes, dispatcher=dispatcher, policy=policy, role=role,
-                   bus=bus, limiter=backends.rate_limiter(config))
+                   bus=bus, limiter=backends.rate_limiter(config), telemetry=telemetry)
 
     async def start(self) -> None:
         await self.database.open()
@@ -260,6 +266,7 @@ class Runtime:
         generated (or, if that worker is gone, by the next reconcile pass)."""
         record, cancelled = await self.store.cancel(job_id)
         if cancelled and record is not None and record.started_at is None:
+            self.telemetry.record_ended(record)  # (one that ran is its worker's to count)
             await self.outcomes.settle(record)
         return record, cancelled
 

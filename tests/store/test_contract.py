@@ -42,6 +42,20 @@ async def test_submit_queues_in_order_with_positions(make) -> None:
     assert (await store.get("j2")).queue_position == 2
 
 
+async def test_queue_stats_count_what_waits_and_for_how_long(make) -> None:
+    store = make()
+    assert await store.queue_stats() == {}
+    for i in range(3):
+        await store.submit(job(i))
+    await store.submit(job("x", model="other"))
+    await asyncio.sleep(0.05)
+    await store.claim(["m"], "w")  # a running job waits no more
+    stats = await store.queue_stats()
+    assert set(stats) == {"m", "other"}
+    assert stats["m"][0] == 2 and stats["other"][0] == 1
+    assert 0.04 <= stats["m"][1] < 60
+
+
 async def test_claim_only_for_given_models(make) -> None:
     store = make()
     await store.submit(job(1, model="a"))

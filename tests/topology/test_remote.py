@@ -10,6 +10,7 @@ import anthropic
 import httpx
 import pytest
 from tests.engines.remote._fake_anthropic import Fail, FakeAnthropic, Reply
+from tests.test_telemetry import scrape, value
 from tests.topology.conftest import Cluster
 
 KEY_ENV = "STRATUS_TEST_UPSTREAM_KEY"
@@ -70,3 +71,21 @@ def test_an_upstream_model_runs_on_the_worker_behind_an_api_node(
     assert ready["models"] == {"claude-remote": {"state": "ready", "reason": None,
                                                  "next_probe_at": None}}
     assert any(r.path == "/v1/models" for r in fake.requests)  # the worker's probe
+
+
+def test_each_role_reports_what_it_does_at_metrics(cluster: Cluster,
+                                                   fake: FakeAnthropic) -> None:
+    cluster.models = MODEL.format(url=fake.url, env=KEY_ENV)
+    api = cluster.api()
+    worker = cluster.worker("claude-remote", env={KEY_ENV: "sk-ant-split"})
+    fake.script(Reply(text="counted"))
+    with cluster.client(api) as http:
+        assert http.post("/v1/claude-remote", json={
+            "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}).status_code == 200
+    at_api, at_worker = scrape(api), scrape(worker)
+    assert value(at_api, "stratus_http_requests_total", surface="segmind",
+                 model="claude-remote", code="200") == 1
+    assert value(at_worker, "stratus_jobs_total", model="claude-remote", status="COMPLETED",
+                 error_type="") == 1
+    assert value(at_worker, "stratus_engine_slots", model="claude-remote", state="total") == 2
+    assert value(at_api, "stratus_queue_depth", model="claude-remote") == 0

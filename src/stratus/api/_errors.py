@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from stratus.api._middleware import ANTHROPIC_PREFIX, OPENAI_PREFIX, under
 from stratus.errors import (
+    InsufficientCredits,
     InternalError,
     InvalidRequest,
     NotFound,
@@ -84,11 +85,23 @@ def render(request: Request, error: ServiceError) -> JSONResponse:
     return segmind_error(request, error)
 
 
+def _refusal(error: ServiceError) -> str | None:
+    """Why a request was refused before it was queued, for the refusals counter."""
+    if isinstance(error, RateLimited):
+        return "rate_limit" if error.limits is not None else "queue_full"
+    if isinstance(error, InsufficientCredits):
+        return "credits"
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _stratus(request: Request, exc: ServiceError) -> JSONResponse:
         if isinstance(exc, RateLimited) and exc.limits is not None:
             request.state.limits = exc.limits
+        refusal = _refusal(exc)
+        if refusal is not None:
+            request.app.state.runtime.telemetry.refusals.labels(refusal).inc()
         return render(request, exc)
 
     @app.exception_handler(HTTPException)

@@ -11,6 +11,15 @@ from stratus.api._headers import limit_headers
 
 ANTHROPIC_PREFIX = "/v1/messages"
 OPENAI_PREFIX = "/v1/chat/completions"
+# the surface a path belongs to, for the request counter (first match; else segmind's)
+SURFACES = ((ANTHROPIC_PREFIX, "anthropic"), (OPENAI_PREFIX, "openai"),
+            ("/v1/models", "models"), ("/v1/account", "account"), ("/v1/requests", "account"),
+            ("/v1/admin", "admin"), ("/health", "ops"), ("/ready", "ops"), ("/metrics", "ops"),
+            ("/docs", "ops"), ("/openapi.json", "ops"))
+
+
+def surface(path: str) -> str:
+    return next((name for prefix, name in SURFACES if under(path, prefix)), "segmind")
 
 
 def under(path: str, prefix: str) -> bool:
@@ -21,7 +30,9 @@ def under(path: str, prefix: str) -> bool:
 class RequestIdMiddleware:
     """Gives each HTTP request an id (``request.state.request_id``) and sends it back as
     ``x-request-id``. A request that creates a job uses this id as the job's ``request_id``.
-    A route (or error) that sets ``request.state.limits`` gets the rate-limit headers."""
+    A route (or error) that sets ``request.state.limits`` gets the rate-limit headers. Each
+    response is counted by surface, model (a route that queued a job sets
+    ``request.state.model``) and status code."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -37,6 +48,9 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                scope["app"].state.runtime.telemetry.requests.labels(
+                    surface(scope["path"]), state.get("model", ""),
+                    str(message["status"])).inc()
                 headers = list(message.get("headers", []))
                 names = {name.lower() for name, _ in headers}
                 if b"x-request-id" not in names:

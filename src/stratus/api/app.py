@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from stratus.api import _errors, _openapi, docs, health
+from stratus.api import _errors, _openapi, docs, health, metrics
 from stratus.api._middleware import RequestIdMiddleware
 from stratus.api.account.router import router as account_router
 from stratus.api.admin.router import router as admin_router
@@ -30,6 +30,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="Stratus", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     app.include_router(health.router)
+    app.include_router(metrics.router)
     if runtime.role == "worker":  # a worker's HTTP is its health, nothing else
         _errors.install(app)
         return app

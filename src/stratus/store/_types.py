@@ -211,6 +211,10 @@ class JobStore(Protocol):
         """How many jobs of ``model`` wait in the queue."""
         ...
 
+    async def queue_stats(self) -> dict[str, tuple[int, float]]:
+        """By model with jobs waiting: how many, and how long the oldest has waited (s)."""
+        ...
+
     async def claim(self, models: Collection[str], worker_id: str) -> Claim | None: ...
 
     async def report_health(self, worker_id: str, health: dict[str, dict[str, Any]]) -> None:

@@ -211,6 +211,14 @@ class PostgresJobStore:
         async with self._pg.connection() as conn:
             return await self._queued(conn, model)
 
+    async def queue_stats(self) -> dict[str, tuple[int, float]]:
+        async with self._pg.connection() as conn:
+            cur = await conn.execute(
+                "SELECT model, count(*) AS n, greatest(stratus_now() - min(created_at), 0) "
+                "AS wait FROM jobs WHERE status = 'QUEUED' GROUP BY model")
+            rows = await cur.fetchall()
+        return {row["model"]: (int(row["n"]), float(row["wait"])) for row in rows}
+
     async def get(self, job_id: str, *, expired: bool = False) -> JobRecord | None:
         async with self._pg.connection() as conn:
             return await _fetch(conn, job_id, expired)

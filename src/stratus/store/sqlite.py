@@ -203,6 +203,16 @@ class SqliteJobStore:
     async def queued(self, model: str) -> int:
         return await self._db.read(self._queued, model)
 
+    async def queue_stats(self) -> dict[str, tuple[int, float]]:
+        def read(conn: sqlite3.Connection) -> dict[str, tuple[int, float]]:
+            rows = conn.execute(
+                "SELECT model, COUNT(*), MIN(created_at) FROM jobs WHERE status = 'QUEUED' "
+                "GROUP BY model").fetchall()
+            now = time.time()
+            return {model: (n, max(now - oldest, 0.0)) for model, n, oldest in rows}
+
+        return await self._db.read(read)
+
     async def get(self, job_id: str, *, expired: bool = False) -> JobRecord | None:
         return await self._db.read(_fetch, job_id, time.time(), expired)
 

@@ -25,6 +25,7 @@ import functools
 import logging
 import random
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -45,9 +46,12 @@ class Dispatcher:
                  concurrency: int = 16, per_account: int | None = None,
                  resolver: Resolver | None = None,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 idle_check: float = IDLE_CHECK) -> None:
+                 idle_check: float = IDLE_CHECK,
+                 on_attempt: Callable[[str], None] = lambda outcome: None) -> None:
         """``idle_check``: seconds between looks at the queue when nothing wakes the sender
-        (short where other processes queue webhooks too)."""
+        (short where other processes queue webhooks too); ``on_attempt``: told each
+        attempt's outcome (delivered, failed, given_up)."""
+        self._on_attempt = on_attempt
         self._accounts = accounts
         self._idle_check = idle_check
         self._config = config
@@ -151,6 +155,7 @@ class Dispatcher:
                                  status_code=status_code, error=error,
                                  duration_ms=round((now - started) * 1000, 3))
         await self._accounts.record_delivery(delivery, record, next_at, delivered)
+        self._on_attempt("delivered" if delivered else "failed" if next_at else "given_up")
         if not delivered:
             log.info("webhook for %s attempt %d failed: %s%s", delivery.request_id, attempt,
                      error, "" if next_at else "; giving up")

@@ -31,6 +31,7 @@ from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
 from stratus.store import Claim, ErrorType, JobRecord, JobStore, Metrics, Status
 from stratus.streams import LocalTokenStream, TokenStream
+from stratus.telemetry import Telemetry
 from stratus.worker._events import Busy, Completed, Failed, Lost, Outcome, Released
 from stratus.worker._result import message_body, metrics
 
@@ -81,7 +82,8 @@ class Worker:
                  sweep_interval: float, worker_id: str | None = None,
                  bus: TokenStream | None = None, outcomes: Outcomes | None = None,
                  policy: ContentPolicy | None = None,
-                 max_handbacks: int = MAX_HANDBACKS) -> None:
+                 max_handbacks: int = MAX_HANDBACKS,
+                 telemetry: Telemetry | None = None) -> None:
         """``max_handbacks``: how many times a job may be handed back by a busy engine before
         it fails."""
         self.id = worker_id or "worker-" + uuid.uuid4().hex[:12]
@@ -99,6 +101,7 @@ class Worker:
         self._releasing = False
         self._loop_task: asyncio.Task[None] | None = None
         self._max_handbacks = max_handbacks
+        self._telemetry = telemetry
         self._paused: dict[str, float] = {}  # model -> monotonic time its engine is busy until
         self._reported: dict[str, dict[str, Any]] | None = None
         self._next_report = 0.0
@@ -115,6 +118,10 @@ class Worker:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    def busy(self, slug: str) -> int:
+        """Jobs of model ``slug`` running here now."""
+        return self._inflight.get(slug, 0)
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name=f"{self.id}-loop")
@@ -164,6 +171,7 @@ class Worker:
                     report = await self._store.sweep()
                     if self._outcomes is not None:
                         await self._outcomes.after_sweep(report)
+                    await self._count_swept(report.failed)
                     next_sweep = now + self._sweep_interval
                 wait = max(next_sweep - time.monotonic(), 0.0)
                 now = time.monotonic()
@@ -225,19 +233,43 @@ class Worker:
                 self._paused[claim.job.model] = time.monotonic() + outcome.retry_after
                 self._slot_freed.set()
                 return outcome
+            used = outcome.metrics if isinstance(outcome, Completed | Lost | Released) else None
+            await self._count(claim, ended, used)
             if self._outcomes is None:
                 return outcome
             if ended is not None:
                 await self._outcomes.worker_ended(ended)
                 return outcome
             # cancelled (or taken over) while it ran: settled here, with what it generated
-            used = outcome.metrics if isinstance(outcome, Completed | Lost | Released) else None
             if used is not None and used.output_tokens > 0:
                 await self._store.record_usage(claim, used)
             await self._outcomes.ended(claim.job.id)
             return outcome
         finally:
             await self._bus.end(job_id, attempt)
+
+    async def _count(self, claim: Claim, ended: JobRecord | None,
+                     used: Metrics | None) -> None:
+        """The job's end, if this worker saw it: ended here, or cancelled while it ran (a
+        job taken over by another worker is that worker's to count)."""
+        if self._telemetry is None:
+            return
+        if ended is not None:
+            self._telemetry.record_ended(ended)
+            return
+        latest = await self._store.get(claim.job.id)
+        if latest is not None and latest.error_type == ErrorType.CANCELLED:
+            self._telemetry.job_ended(latest.model, Status.FAILED.value, ErrorType.CANCELLED,
+                                      used)
+
+    async def _count_swept(self, job_ids: tuple[str, ...]) -> None:
+        """Jobs the sweep failed (their workers were lost too often)."""
+        if self._telemetry is None:
+            return
+        for job_id in job_ids:
+            record = await self._store.get(job_id)
+            if record is not None:
+                self._telemetry.record_ended(record)
 
     async def _attempt(self, claim: Claim) -> Outcome:
         job = claim.job

@@ -32,6 +32,7 @@ async def create_message(request: Request, caller: CallerDep) -> Response:
         runtime, caller, raw, request.state.request_id, request.headers.get("idempotency-key"),
         request.query_params.get("webhook"))
     request.state.limits = admission.limits
+    request.state.model = admission.record.model  # the slug, for the request counter
     record = admission.record
     headers = {"request-id": record.id, "x-request-id": record.id}
     if normalized.stream:

@@ -23,6 +23,7 @@ async def chat_completions(request: Request, caller: CallerDep) -> Response:
         runtime, caller, raw, request.state.request_id, request.headers.get("idempotency-key"),
         request.query_params.get("webhook"))
     request.state.limits = admission.limits
+    request.state.model = admission.record.model  # the slug, for the request counter
     record = admission.record
     headers = {"x-request-id": record.id}
     if normalized.stream:

@@ -34,6 +34,7 @@ async def _submit(request: Request, caller: Caller, model: str,
         runtime, caller, model, raw, request.state.request_id,
         request.headers.get("idempotency-key"), can_stream, request.query_params.get("webhook"))
     request.state.limits = admission.limits
+    request.state.model = admission.record.model  # the slug, for the request counter
     return admission.record, normalized
 
 
