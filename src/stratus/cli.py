@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from stratus._logs import uvicorn_config
 from stratus.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -100,14 +101,16 @@ def _run(args: argparse.Namespace, role: Role, serve: list[str] | None = None) -
                     self.config.timeout_graceful_shutdown = max(1, math.ceil(grace))
                     super().handle_exit(sig, frame)
 
+    logging_config = uvicorn_config(args.log_format, args.log_level)
     server = Server(uvicorn.Config(
         app, host=config.server.host, port=config.server.port, log_level=args.log_level,
+        **({"log_config": logging_config} if logging_config is not None else {}),
         # set again once the drain is over: what is left of the grace, at least 1 s
         timeout_graceful_shutdown=max(1, math.ceil(config.server.shutdown_grace)),
         # longer than clients keep an idle connection (httpx: 5 s, uvicorn's own default), so
         # the server never closes one just as a client sends on it
         timeout_keep_alive=KEEP_ALIVE,
-        access_log=args.access_log,
+        access_log=args.access_log and logging_config is None,
     ))
     server.run()
     return 0
@@ -268,6 +271,10 @@ def _add_server(parser: argparse.ArgumentParser, port: int) -> None:
     parser.add_argument("--log-level", default="info",
                         choices=["critical", "error", "warning", "info", "debug"])
     parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="json: one JSON object a line, with one line per request "
+                             "(request id, key id, surface, model, status, latency, tokens, "
+                             "cost)")
     parser.set_defaults(default_port=port)
 
 

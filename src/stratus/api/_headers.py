@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from starlette.requests import Request
+
 from stratus.limits import Bucket, LimitState
 from stratus.store import JobRecord
 
@@ -48,6 +50,12 @@ def limit_headers(limits: LimitState, *, anthropic: bool) -> dict[str, str]:
             headers[f"x-ratelimit-remaining-{dim}"] = str(bucket.remaining)
             headers[f"x-ratelimit-reset-{dim}"] = _duration(bucket.reset)
     return headers
+
+
+def ended_headers(request: Request, record: JobRecord) -> dict[str, str]:
+    """:func:`cost_headers`, and the job noted for the request's log line."""
+    request.state.ended = record
+    return cost_headers(record)
 
 
 def cost_headers(record: JobRecord) -> dict[str, str]:

@@ -3,10 +3,14 @@ caller's rate-limit headers on every response of a request that was checked agai
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stratus._logs import REQUESTS
 from stratus.api._headers import limit_headers
 
 ANTHROPIC_PREFIX = "/v1/messages"
@@ -45,9 +49,12 @@ class RequestIdMiddleware:
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         anthropic = under(scope["path"], ANTHROPIC_PREFIX)
+        started = time.perf_counter()
+        answered: list[int] = []
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                answered.append(message["status"])
                 scope["app"].state.runtime.telemetry.requests.labels(
                     surface(scope["path"]), state.get("model", ""),
                     str(message["status"])).inc()
@@ -61,5 +68,25 @@ class RequestIdMiddleware:
                                 in limit_headers(limits, anthropic=anthropic).items()]
                 message["headers"] = headers
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body") \
+                    and REQUESTS.isEnabledFor(logging.INFO):
+                _log(scope, state, answered[0] if answered else 0,
+                     time.perf_counter() - started)
 
         await self.app(scope, receive, send_with_id)
+
+
+def _log(scope: Scope, state: dict[str, Any], status: int, seconds: float) -> None:
+    """The request's line in the JSON log: who (the key's id, never the key), where, what
+    it came to (the job's tokens and cost when the response carried its end)."""
+    caller, ended = state.get("caller"), state.get("ended")
+    usage = ended.result if ended is not None else None
+    REQUESTS.info(
+        "%s %s %d", scope["method"], scope["path"], status, extra={
+            "request_id": state["request_id"], "key_id": caller.key.id if caller else None,
+            "surface": surface(scope["path"]), "method": scope["method"],
+            "path": scope["path"], "model": state.get("model"), "status": status,
+            "latency_ms": round(seconds * 1000, 3),
+            "input_tokens": usage.input_tokens if usage else None,
+            "output_tokens": usage.output_tokens if usage else None,
+            "cost_usd": ended.cost if ended is not None else None})

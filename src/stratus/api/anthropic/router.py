@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from stratus.api._auth import CallerDep
 from stratus.api._body import read_body
-from stratus.api._headers import cost_headers
+from stratus.api._headers import ended_headers
 from stratus.api._outcome import refuse_if_failed
 from stratus.api._sse import message_events
 from stratus.api.anthropic import serving
@@ -42,7 +42,7 @@ async def create_message(request: Request, caller: CallerDep) -> Response:
             media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
     record = await runtime.wait_until_ended(record, runtime.config.server.sync_timeout)
     message = serving.message_of(record)
-    return JSONResponse(message, headers={**headers, **cost_headers(record)})
+    return JSONResponse(message, headers={**headers, **ended_headers(request, record)})
 
 
 @router.post("/v1/messages/count_tokens")

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from stratus.api._auth import CallerDep
 from stratus.api._body import read_body
-from stratus.api._headers import cost_headers
+from stratus.api._headers import ended_headers
 from stratus.api._outcome import refuse_if_failed
 from stratus.api.openai import serving
 from stratus.runtime import Runtime
@@ -33,4 +33,4 @@ async def chat_completions(request: Request, caller: CallerDep) -> Response:
                                  headers={**headers, "cache-control": "no-cache"})
     record = await runtime.wait_until_ended(record, runtime.config.server.sync_timeout)
     completion = serving.completion(record, body.model)
-    return JSONResponse(completion, headers={**headers, **cost_headers(record)})
+    return JSONResponse(completion, headers={**headers, **ended_headers(request, record)})

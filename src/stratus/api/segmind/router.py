@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from stratus.accounts import Caller
 from stratus.api._auth import CallerDep
 from stratus.api._body import read_body
-from stratus.api._headers import cost_headers
+from stratus.api._headers import cost_headers, ended_headers
 from stratus.api._outcome import refuse_if_failed
 from stratus.api._sse import message_events
 from stratus.api.segmind import serving
@@ -52,7 +52,7 @@ async def run_sync(model: str, request: Request, caller: CallerDep) -> Response:
     record = await runtime.wait_until_ended(record, runtime.config.server.sync_timeout)
     status, body = serving.sync_outcome(record, serving.Links(str(request.base_url)))
     return JSONResponse(body, status_code=status,
-                        headers={"x-request-id": record.id, **cost_headers(record)})
+                        headers={"x-request-id": record.id, **ended_headers(request, record)})
 
 
 @router.post("/v2/{model}")
