@@ -194,7 +194,7 @@ def test_a_cancelled_stream_frees_the_upstream(proxy: CountingProxy,
         assert eventually(lambda: proxy.inflight == 0)  # the upstream request was closed
         after = api.post("/v1/gemma-remote", json={"messages": HELLO, "max_tokens": 4})
     assert after.status_code == 200, after.text
-    assert proxy.client_disconnects == 1
+    assert proxy.client_disconnects >= 1  # the proxy saw the upstream request closed
 
 
 def test_a_429_hands_the_job_back_without_spending_an_attempt(
