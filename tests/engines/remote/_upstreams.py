@@ -379,7 +379,8 @@ class _Relay(Response):
         disconnected = False
         try:
             await asyncio.wait({relay, watch}, return_when=asyncio.FIRST_COMPLETED)
-            disconnected = not relay.done()
+            # a client that saw the whole response did not go away, whichever task ended first
+            disconnected = not relay.done() and self.done.on_done is not None
         finally:
             for task in (relay, watch):
                 task.cancel()
