@@ -61,6 +61,7 @@ def test_a_completed_job_is_counted_with_its_tokens_cost_and_times(
                       "stratus_queue_wait_seconds", "stratus_output_tokens_per_second"):
         assert delta(histogram + "_count", model="echo-priced") == 1, histogram
     assert value(after, "stratus_engine_slots", model="echo", state="total") == 16
+    assert value(after, "stratus_workers", model="echo") == 1
     assert ("stratus_queue_depth", (("model", "echo-single"),)) in after
 
 

@@ -66,6 +66,9 @@ class Telemetry:
         self.reuse = Gauge("stratus_prompt_reuse_ratio", "Of the input tokens of ended "
                            "jobs, the share read from the prompt cache", ["model"],
                            registry=r)
+        self.workers = Gauge("stratus_workers", "Live workers serving the model (as they "
+                             "report to PostgreSQL; on SQLite this process's own)", ["model"],
+                             registry=r)
         self._input: dict[str, tuple[int, int]] = {}  # model -> (input, cached input)
 
     # -- as things happen -------------------------------------------------------------------
@@ -99,6 +102,11 @@ class Telemetry:
             depth, wait = stats.get(spec.slug, (0, 0.0))
             self.queue_depth.labels(spec.slug).set(depth)
             self.oldest_wait.labels(spec.slug).set(wait)
+        reports = await runtime.store.model_health()
+        served = {spec.slug for spec in runtime.worker.models} if runtime.worker else set()
+        for spec in runtime.models:
+            count = len(reports.get(spec.slug, ())) or int(spec.slug in served)
+            self.workers.labels(spec.slug).set(count)
         if runtime.worker is not None:
             for spec in runtime.worker.models:
                 self.slots.labels(spec.slug, "busy").set(runtime.worker.busy(spec.slug))

@@ -89,3 +89,4 @@ def test_each_role_reports_what_it_does_at_metrics(cluster: Cluster,
                  error_type="") == 1
     assert value(at_worker, "stratus_engine_slots", model="claude-remote", state="total") == 2
     assert value(at_api, "stratus_queue_depth", model="claude-remote") == 0
+    assert value(at_api, "stratus_workers", model="claude-remote") == 1  # as it reports
