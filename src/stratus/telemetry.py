@@ -9,6 +9,8 @@ histograms, base units (USD, tokens).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 TOKEN_RATES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+STORE_WAIT = 2.0  # seconds a scrape waits for the store's gauges
+log = logging.getLogger("stratus.telemetry")
 
 
 class Telemetry:
@@ -69,6 +73,8 @@ class Telemetry:
         self.workers = Gauge("stratus_workers", "Live workers serving the model (as they "
                              "report to PostgreSQL; on SQLite this process's own)", ["model"],
                              registry=r)
+        self.store_up = Gauge("stratus_store_up", "1 when the last scrape read the shared "
+                              "store, 0 when it did not answer in time", registry=r)
         self._input: dict[str, tuple[int, int]] = {}  # model -> (input, cached input)
 
     # -- as things happen -------------------------------------------------------------------
@@ -97,6 +103,25 @@ class Telemetry:
     # -- at scrape time ---------------------------------------------------------------------
 
     async def render(self, runtime: Runtime) -> bytes:
+        """The shared store's gauges are read within ``STORE_WAIT`` s: when it does not
+        answer, they keep their last values and this process's own still come out."""
+        try:
+            async with asyncio.timeout(STORE_WAIT):
+                await self._from_store(runtime)
+        except Exception as exc:  # the database is down: say so, and what is known here
+            log.warning("metrics without the store's gauges: %s", exc)
+            self.store_up.set(0)
+        else:
+            self.store_up.set(1)
+        if runtime.worker is not None:
+            for spec in runtime.worker.models:
+                self.slots.labels(spec.slug, "busy").set(runtime.worker.busy(spec.slug))
+                self.slots.labels(spec.slug, "total").set(spec.engine.capacity())
+        for model, (seen, cached) in self._input.items():
+            self.reuse.labels(model).set(cached / seen if seen else 0.0)
+        return generate_latest(self.registry)
+
+    async def _from_store(self, runtime: Runtime) -> None:
         stats = await runtime.store.queue_stats()
         for spec in runtime.models:
             depth, wait = stats.get(spec.slug, (0, 0.0))
@@ -107,10 +132,3 @@ class Telemetry:
         for spec in runtime.models:
             count = len(reports.get(spec.slug, ())) or int(spec.slug in served)
             self.workers.labels(spec.slug).set(count)
-        if runtime.worker is not None:
-            for spec in runtime.worker.models:
-                self.slots.labels(spec.slug, "busy").set(runtime.worker.busy(spec.slug))
-                self.slots.labels(spec.slug, "total").set(spec.engine.capacity())
-        for model, (seen, cached) in self._input.items():
-            self.reuse.labels(model).set(cached / seen if seen else 0.0)
-        return generate_latest(self.registry)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from stratus.engines import ToolChoice, ToolSpec
-from stratus.engines.llamacpp._tools import CallParser, call_grammar
+from stratus.engines.llamacpp._tools import CallParser, call_grammar, trigger
 
 CALL = '{"name": "get_weather", "arguments": {"city": "Rome"}}'
 
@@ -48,5 +50,30 @@ def test_the_grammar_names_only_the_tool_asked_for() -> None:
     grammar = call_grammar(tools, ToolChoice(type="tool", name="b",
                                              disable_parallel_tool_use=True))
     assert '"\\"b\\""' in grammar and '"\\"a\\""' not in grammar
-    assert grammar.startswith("root ::= block\n")  # one call only
+    assert grammar.startswith("root ::= block space\n")  # one call only
     assert "(space block)*" in call_grammar(tools, None)
+
+
+def test_tool_schemas_with_definitions_keep_them() -> None:
+    schema = {"type": "object", "properties": {"p": {"$ref": "#/$defs/Point"}},
+              "$defs": {"Point": {"type": "object", "properties": {"x": {"type": "number"}}}}}
+    grammar = call_grammar((ToolSpec(name="a", input_schema=schema),
+                            ToolSpec(name="b", input_schema=schema)), None)
+    assert "t0-Point ::=" in grammar and "t1-Point ::=" in grammar
+
+
+@pytest.mark.parametrize(("text", "starts"), [
+    ('Sure.\n```json\n{\n  "name": "get_weather"', True),
+    ('```json {"name":"get_weather"', True),
+    ("<tool_call>", True),
+    ('```json\n\n{"name": "get_weather"', False),  # white space the grammar refuses
+    ('```json\n{"name": "user"', False),  # JSON that names no tool
+])
+def test_the_lazy_grammar_starts_only_where_the_grammar_can_go_on(text: str,
+                                                                  starts: bool) -> None:
+    assert bool(re.fullmatch(trigger({"get_weather"}), text)) is starts
+
+
+def test_text_between_words_keeps_its_spaces_after_a_call() -> None:
+    text, calls = run(["<tool_call>\n", CALL, "\n</tool_call>", " Then", " hello", " world"])
+    assert calls and text == " Then hello world"

@@ -41,3 +41,9 @@ def test_what_cannot_be_enforced_is_named(schema: object, needle: str) -> None:
 def test_a_keyword_inside_an_enum_value_is_data_not_schema() -> None:
     schema = {"type": "object", "properties": {"op": {"enum": [{"not": 1}, "minimum"]}}}
     assert output_format("json_schema", schema, "f").json_schema == schema
+
+
+def test_an_upstream_that_enforces_the_schema_judges_it_itself() -> None:
+    schema = {"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}}
+    fmt = output_format("json_schema", schema, "f", enforced_here=False)
+    assert fmt.json_schema == schema

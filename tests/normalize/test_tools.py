@@ -104,3 +104,21 @@ def test_tool_blocks_in_the_wrong_turn_are_400(messages: list[dict[str, Any]],
     with pytest.raises(InvalidRequest) as refused:
         run({"messages": messages, "tools": [WEATHER]})
     assert needle in refused.value.message
+
+
+@pytest.mark.parametrize(("tools", "needle"), [
+    ([{**WEATHER, "name": "get weather!"}], "tools[0].name must be 1 to 64 letters"),
+    ([{**WEATHER, "input_schema": {"type": "object", "properties": {
+        "p": {"$ref": "#/$defs/Missing"}}}}], "an input_schema cannot be enforced"),
+])
+def test_tools_a_local_grammar_cannot_keep_are_400(tools: list, needle: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        run({"messages": [{"role": "user", "content": "hi"}], "tools": tools})
+    assert needle in refused.value.message
+
+
+def test_tools_and_a_format_together_are_refused_on_a_local_model() -> None:
+    with pytest.raises(InvalidRequest, match="cannot both call tools and answer in a set"):
+        run({"messages": [{"role": "user", "content": "hi"}], "tools": [WEATHER],
+             "output_config": {"format": {"type": "json_schema",
+                                          "schema": {"type": "object"}}}})

@@ -21,8 +21,10 @@ MAX_SCHEMA_BYTES = 64 * 1024
 
 
 def output_format(kind: str, schema: Any, path: str, name: str | None = None,
-                  strict: bool | None = None) -> OutputFormat:
-    """``json_object``, or ``json_schema`` with ``schema`` (at ``path`` in the body)."""
+                  strict: bool | None = None, enforced_here: bool = True) -> OutputFormat:
+    """``json_object``, or ``json_schema`` with ``schema`` (at ``path`` in the body).
+    ``enforced_here``: a local engine's grammar enforces it (else an upstream does, and
+    judges the schema itself)."""
     if kind == "json_object":
         return OutputFormat(type="json_object")
     if kind != "json_schema":
@@ -32,6 +34,8 @@ def output_format(kind: str, schema: Any, path: str, name: str | None = None,
     text = json.dumps(schema)
     if len(text) > MAX_SCHEMA_BYTES:
         raise InvalidRequest(f"{path}.schema is larger than {MAX_SCHEMA_BYTES // 1024} KB")
+    if not enforced_here:
+        return OutputFormat(type="json_schema", json_schema=schema, name=name, strict=strict)
     _check(schema, f"{path}.schema")
     try:
         json_schema_to_gbnf(text)

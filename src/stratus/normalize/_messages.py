@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stratus.engines import ChatMessage, GenerationRequest, OutputFormat, Part, TextPart
+from stratus.engines import (
+    ENGINES,
+    ChatMessage,
+    GenerationRequest,
+    OutputFormat,
+    Part,
+    TextPart,
+)
 from stratus.errors import InvalidRequest
 from stratus.models import ModelSpec
 from stratus.normalize._fetch import ImageFetcher
@@ -80,6 +87,10 @@ def check(body: MessagesRequest, spec: ModelSpec) -> Checked:
                              f"{images}): send fewer")
     tools, tool_choice = tools_of(body, spec)
     response_format = _check_options(body, spec)
+    calling = bool(tools) and (tool_choice is None or tool_choice.type != "none")
+    if calling and response_format is not None and not ENGINES[spec.config.engine].remote:
+        raise InvalidRequest(f"model {spec.slug!r} cannot both call tools and answer in a "
+                             "set format: send tools or a response format, not both")
     _check_sampling(body)
     limit = spec.config.max_output_tokens
     if body.max_tokens is not None:
@@ -221,7 +232,8 @@ def _check_options(body: MessagesRequest, spec: ModelSpec) -> OutputFormat | Non
     if not isinstance(fmt, dict):
         raise InvalidRequest("output_config.format must be an object: "
                              '{"type": "json_schema", "schema": {...}}')
-    return output_format(str(fmt.get("type")), fmt.get("schema"), "output_config.format")
+    return output_format(str(fmt.get("type")), fmt.get("schema"), "output_config.format",
+                         enforced_here=not ENGINES[spec.config.engine].remote)
 
 
 def _system(body: MessagesRequest) -> str | None:

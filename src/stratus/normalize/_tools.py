@@ -3,13 +3,25 @@
 
 from __future__ import annotations
 
-from stratus.engines import ImagePart, TextPart, ToolChoice, ToolResultPart, ToolSpec, ToolUsePart
+import re
+
+from stratus.engines import (
+    ENGINES,
+    ImagePart,
+    TextPart,
+    ToolChoice,
+    ToolResultPart,
+    ToolSpec,
+    ToolUsePart,
+)
+from stratus.engines.llamacpp import call_grammar
 from stratus.errors import InvalidRequest
 from stratus.models import ModelSpec
 from stratus.normalize._images import image_part
 from stratus.protocol.messages import MessagesRequest, TextBlock, ToolResultBlock, ToolUseBlock
 
 MAX_TOOLS = 128
+NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # as Anthropic's and OpenAI's APIs have them
 CHOICES = ("auto", "any", "tool", "none")
 
 
@@ -30,15 +42,23 @@ def tools_of(body: MessagesRequest,
         raise InvalidRequest(f"tools may hold at most {MAX_TOOLS} tools (got {len(tools)})")
     names = [t.name for t in tools]
     for i, tool in enumerate(tools):
-        if not tool.name:
-            raise InvalidRequest(f"tools[{i}].name must not be empty")
+        if not NAME.fullmatch(tool.name):
+            raise InvalidRequest(f"tools[{i}].name must be 1 to 64 letters, digits, _ or - "
+                                 f"(got {tool.name[:80]!r})")
         if tool.name in names[:i]:
             raise InvalidRequest(f"tools[{i}].name {tool.name!r} is used twice: tool names "
                                  "must be unique")
         if tool.input_schema.get("type") != "object":
             raise InvalidRequest(f'tools[{i}].input_schema must be a JSON Schema with "type": '
                                  '"object"')
-    return tools, _choice(body.tool_choice, names)
+    choice = _choice(body.tool_choice, names)
+    if not ENGINES[spec.config.engine].remote:  # a local grammar will keep calls to them
+        try:
+            call_grammar(tools, choice)
+        except Exception as exc:
+            raise InvalidRequest(f"tools: an input_schema cannot be enforced on model "
+                                 f"{spec.slug!r}: {exc}") from None
+    return tools, choice
 
 
 def _choice(raw: dict[str, object] | None, names: list[str]) -> ToolChoice | None:

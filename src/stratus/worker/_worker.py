@@ -330,6 +330,8 @@ class Worker:
             async for event in events:  # leaving early closes the generation at once
                 if isinstance(event, TextDelta):
                     progress.delta(event)
+                    if not event.text:  # usage only (the text went into a tool call)
+                        continue
                     pieces.append(event.text)
                     if policy is not None:
                         blocked = policy.violation("output", ["".join(pieces)])

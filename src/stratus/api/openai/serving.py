@@ -12,7 +12,7 @@ from stratus.admission import Admission, Submission, user_id_of
 from stratus.api._errors import openai_error_body
 from stratus.api._follow import Ended, Text, follow
 from stratus.api._outcome import ended_result, failure_error
-from stratus.engines import OutputFormat
+from stratus.engines import ENGINES, OutputFormat
 from stratus.errors import InvalidRequest, NotFound
 from stratus.normalize import (
     Checked,
@@ -50,7 +50,7 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
             "temperature": body.temperature, "seed": body.seed,
             "frequency_penalty": body.frequency_penalty,
             "presence_penalty": body.presence_penalty,
-            "response_format": _output_format(body)})
+            "response_format": _output_format(body, ENGINES[spec.config.engine].remote)})
         return dataclasses.replace(checked, request=request, stream=bool(body.stream))
 
     admission, normalized = await runtime.submit(Submission(
@@ -73,7 +73,7 @@ def _check_fields(body: ChatCompletionRequest) -> None:
 
 
 
-def _output_format(body: ChatCompletionRequest) -> OutputFormat | None:
+def _output_format(body: ChatCompletionRequest, remote: bool) -> OutputFormat | None:
     fmt = body.response_format
     if fmt is None or fmt.type == "text":
         return None
@@ -82,7 +82,8 @@ def _output_format(body: ChatCompletionRequest) -> OutputFormat | None:
         raise InvalidRequest("response_format.json_schema.schema is required: the JSON "
                              "Schema the answer must follow")
     return output_format(fmt.type, spec.get("schema"), "response_format.json_schema",
-                         name=spec.get("name"), strict=spec.get("strict"))
+                         name=spec.get("name"), strict=spec.get("strict"),
+                         enforced_here=not remote)
 
 
 def _message(result: Message) -> dict[str, Any]:

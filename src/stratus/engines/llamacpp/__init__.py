@@ -11,10 +11,12 @@ same cores run many times slower than one after the other.
 - ``_native``: llama.cpp's handles (model, context, tokenizer, sampler chains);
 - ``_scheduler``: the decisions (slots, batches, prompt reuse, endings), tested without a
   model;
-- ``_engine``: the engine thread between the event loop and the scheduler.
+- ``_engine``: the engine thread between the event loop and the scheduler;
+- ``_tools``: tool calls in the model's own format, and the grammar that keeps them valid.
 """
 
 from stratus.engines.llamacpp._engine import LlamaCppEngine, default_threads
 from stratus.engines.llamacpp._native import EngineError
+from stratus.engines.llamacpp._tools import call_grammar
 
-__all__ = ["EngineError", "LlamaCppEngine", "default_threads"]
+__all__ = ["EngineError", "LlamaCppEngine", "call_grammar", "default_threads"]

@@ -32,7 +32,7 @@ from stratus.engines._types import (
 )
 from stratus.engines.llamacpp._native import Draw, EngineError, LlamaBackend, Native
 from stratus.engines.llamacpp._scheduler import Scheduler, Sequence
-from stratus.engines.llamacpp._tools import TRIGGER, CallParser, call_grammar
+from stratus.engines.llamacpp._tools import CallParser, call_grammar, trigger
 from stratus.weights import resolve
 
 log = logging.getLogger("stratus.engines.llamacpp")
@@ -51,17 +51,15 @@ def grammar_of(fmt: OutputFormat | None) -> str | None:
     if fmt is None:
         return None
     schema = fmt.json_schema if fmt.type == "json_schema" else {"type": "object"}
-    return _gbnf(json.dumps(schema, sort_keys=True))
+    return _gbnf(json.dumps(schema))  # the schema's own order: the answer's keys keep it
 
 
 def _with_calls(parser: CallParser, event: EngineEvent) -> list[EngineEvent]:
     """An event of a request that may call tools: its text less the calls, the calls whole;
     a reply that made calls and ended by itself ends as a tool use."""
-    if isinstance(event, TextDelta):
+    if isinstance(event, TextDelta):  # (with no text left, still the usage so far)
         text, calls = parser.feed(event.text)
-        out: list[EngineEvent] = [TextDelta(text, event.input_tokens, event.output_tokens)] \
-            if text else []
-        return [*out, *calls]
+        return [TextDelta(text, event.input_tokens, event.output_tokens), *calls]
     if isinstance(event, Finished):
         rest = parser.flush()
         out = [TextDelta(rest, event.input_tokens, event.output_tokens)] if rest else []
@@ -259,8 +257,9 @@ class LlamaCppEngine:
             raise RequestRejected(f"model {self.config.slug!r} has no chat template for tools")
         choice = request.tool_choice
         forced = choice is not None and choice.type in ("any", "tool")
-        return (call_grammar(request.tools, choice), None if forced else TRIGGER,
-                CallParser({t.name for t in request.tools}))
+        names = {t.name for t in request.tools}
+        return (call_grammar(request.tools, choice), None if forced else trigger(names),
+                CallParser(names))
 
     # -- the engine thread -------------------------------------------------------------------
 

@@ -49,9 +49,10 @@ class Draw:
     seed: int | None
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
-    grammar: str | None = None  # GBNF every token must keep to (structured output)
+    grammar: str | None = None  # GBNF every token keeps to (structured output, tool calls)
     # the grammar applies only once the text matches this pattern (a tool call begins)
     trigger: str | None = None
+    window: int = PENALTY_WINDOW  # tokens OpenAI's penalties look back over: the output
 
     @classmethod
     def of(cls, defaults: Sampling, request: GenerationRequest, grammar: str | None = None,
@@ -64,7 +65,7 @@ class Draw:
             min_p=defaults.min_p, repeat_penalty=defaults.repeat_penalty, seed=request.seed,
             frequency_penalty=request.frequency_penalty or 0.0,
             presence_penalty=request.presence_penalty or 0.0, grammar=grammar,
-            trigger=trigger)
+            trigger=trigger, window=request.max_tokens)
 
     @property
     def penalized(self) -> bool:
@@ -260,11 +261,15 @@ class LlamaBackend:
                 lc.llama_sampler_free(chain)
                 raise EngineError("llama.cpp could not read the structured output's grammar")
             lc.llama_sampler_chain_add(chain, constrained)
+        openai = bool(draw.frequency_penalty or draw.presence_penalty)
+        # (greedy answers take no repeat penalty: only OpenAI's penalties, when asked for)
+        penalized = openai if draw.temperature <= 0 else draw.penalized
         penalties = lc.llama_sampler_init_penalties(
-            lc.llama_vocab_n_tokens(self._native.vocab), PENALTY_WINDOW, draw.repeat_penalty,
-            draw.frequency_penalty, draw.presence_penalty) if draw.penalized else None
+            lc.llama_vocab_n_tokens(self._native.vocab),
+            draw.window if openai else PENALTY_WINDOW, draw.repeat_penalty,
+            draw.frequency_penalty, draw.presence_penalty) if penalized else None
         if draw.temperature <= 0:
-            if draw.frequency_penalty or draw.presence_penalty:
+            if penalties is not None:
                 lc.llama_sampler_chain_add(chain, penalties)
             lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
             return chain

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Collection
+from typing import Any
 
 from llama_cpp.llama_grammar import json_schema_to_gbnf
 
@@ -21,10 +23,18 @@ from stratus.engines._types import ToolCall, ToolChoice, ToolSpec
 
 # what opens a call, and what closes it
 FENCES = {"<tool_call>": "</tool_call>", "```json": "```"}
-# the text that starts a lazy grammar: the first group is where the grammar begins
-TRIGGER = r'[\s\S]*?(<tool_call>|```json\s*\{\s*"name")[\s\S]*'
 # JSON's white space: a space, or a new line and an indent (bounded, so that it ends)
 SPACE = 'space ::= | " " | "\\n" [ \\t]{0,20}'
+_SPACE = r"(?: |\n[ \t]{0,20})?"  # the same, as a pattern
+
+
+def trigger(names: Collection[str]) -> str:
+    """The text that starts the lazy grammar (its first group is where the grammar begins):
+    ``<tool_call>``, or a ```` ```json ```` block naming one of the tools, with exactly the
+    white space the grammar allows (text the grammar would refuse must not start it)."""
+    alternatives = "|".join(re.escape(name) for name in sorted(names))
+    block = (rf'```json{_SPACE}\{{{_SPACE}"name"{_SPACE}:{_SPACE}"(?:{alternatives})"')
+    return rf"[\s\S]*?(<tool_call>|{block})[\s\S]*"
 
 
 def call_grammar(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> str:
@@ -32,10 +42,16 @@ def call_grammar(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> str:
     ``choice`` allows."""
     allowed = [t for t in tools if choice is None or choice.type != "tool"
                or t.name == choice.name]
-    schema = {"oneOf": [{
-        "type": "object", "additionalProperties": False, "required": ["name", "arguments"],
-        "properties": {"name": {"const": t.name}, "arguments": t.input_schema}}
-        for t in allowed]}
+    defs: dict[str, Any] = {}
+    alternatives = []
+    for i, tool in enumerate(allowed):
+        arguments = _hoisted(tool.input_schema, f"t{i}_", defs)
+        alternatives.append({
+            "type": "object", "additionalProperties": False, "required": ["name", "arguments"],
+            "properties": {"name": {"const": tool.name}, "arguments": arguments}})
+    schema: dict[str, Any] = {"oneOf": alternatives}
+    if defs:
+        schema["$defs"] = defs
     rules = json_schema_to_gbnf(json.dumps(schema), prop_order=["name", "arguments"])
     lines = []
     for line in rules.splitlines():
@@ -47,7 +63,26 @@ def call_grammar(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> str:
     blocks = " | ".join(f'"{opening}" space call space "{closing}"'
                         for opening, closing in FENCES.items())
     more = "" if choice is not None and choice.disable_parallel_tool_use else " (space block)*"
-    return f"root ::= block{more}\nblock ::= {blocks}\n" + "\n".join(lines) + "\n"
+    return f"root ::= block{more} space\nblock ::= {blocks}\n" + "\n".join(lines) + "\n"
+
+
+def _hoisted(schema: Any, prefix: str, defs: dict[str, Any]) -> Any:
+    """A tool's schema whose ``$defs`` move to the combined schema's root, renamed with
+    ``prefix`` (and its ``#/$defs/...`` references with them), so that they still resolve."""
+    if isinstance(schema, list):
+        return [_hoisted(item, prefix, defs) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key in ("$defs", "definitions") and isinstance(value, dict):
+            for name, sub in value.items():
+                defs[prefix + name] = _hoisted(sub, prefix, defs)
+        elif key == "$ref" and isinstance(value, str):
+            out[key] = re.sub(r"^#/(?:\$defs|definitions)/", f"#/$defs/{prefix}", value)
+        else:
+            out[key] = _hoisted(value, prefix, defs)
+    return out
 
 
 class CallParser:
@@ -95,18 +130,24 @@ class CallParser:
         return text, made
 
     def _text(self, text: str) -> str:
-        """Text before the first call is the reply's; between and after calls there is only
-        white space."""
-        return text.strip() if self.calls else text
+        """Text before the first call is the reply's; white space between and after calls
+        is the format's, not the reply's."""
+        return "" if self.calls and not text.strip() else text
 
     def flush(self) -> str:
         """Text held back at the end. A call never closed is dropped (it was cut short);
         a block that is no call is text."""
         out, self._held = self._held, ""
-        if self._open is not None and not _started_call(self._open, self._body):
+        if self._open is not None and not self._started_call(self._body):
             out = self._open + self._body + out
         self._open, self._body = None, ""
         return self._text(out)
+
+    def _started_call(self, body: str) -> bool:
+        """Whether an unclosed block was a call (cut short), not some other JSON."""
+        named = re.match(r'\s*\{\s*"name"\s*:\s*"([^"]*)"', body)
+        return self._open == "<tool_call>" or (named is not None
+                                               and named.group(1) in self._names)
 
     def _call(self, body: str) -> ToolCall | None:
         try:
@@ -120,11 +161,6 @@ class CallParser:
                         input=data.get("arguments") or {})
         self.calls.append(call)
         return call
-
-
-def _started_call(fence: str, body: str) -> bool:
-    """Whether an unclosed block was a call (cut short), not some other JSON."""
-    return fence == "<tool_call>" or re.match(r'\s*\{\s*"name"', body) is not None
 
 
 def _held(text: str) -> int:
