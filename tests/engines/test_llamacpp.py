@@ -405,10 +405,12 @@ def test_openai_penalties_reach_the_sampler(gemma: ServerProcess) -> None:
             **penalties)
         return completion.choices[0].message.content or ""
 
+    def variety(text: str) -> float:  # distinct words per word
+        words = text.split()
+        return len(set(words)) / max(len(words), 1)
+
+    # (greedy batched decoding is not bit-exact from run to run near ties: compare what
+    # the penalties are for, repetition, rather than the texts)
     plain = answer()
-    assert answer() == plain  # greedy: the same twice
     penalized = answer(frequency_penalty=2.0, presence_penalty=2.0)
-    assert penalized != plain
-    words = penalized.split()
-    assert len(set(words)) / max(len(words), 1) >= len(set(plain.split())) / max(
-        len(plain.split()), 1)  # fewer repeats, not more
+    assert variety(penalized) > variety(plain), (plain, penalized)
