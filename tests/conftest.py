@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -122,6 +123,16 @@ def new_key(api: httpx.Client, account: str, **options) -> str:
     response = api.post("/v1/admin/keys", json={"account": account, **options})
     assert response.status_code == 201, response.text
     return response.json()["secret"]
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Whether ``condition`` holds within ``timeout`` seconds (looked at every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
 
 
 def words(n: int, word: str = "w") -> str:

@@ -4,7 +4,6 @@ read back with Prometheus's own parser (deltas: the shared server serves other t
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -13,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests._server import ServerProcess
-from tests.conftest import new_key, user
+from tests.conftest import eventually, new_key, user
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -29,15 +28,6 @@ def scrape(server: ServerProcess, headers: dict[str, str] | None = None) -> dict
 
 def value(samples: dict[Sample, float], name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def eventually(condition, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_a_completed_job_is_counted_with_its_tokens_cost_and_times(

@@ -113,3 +113,9 @@ class Unavailable(ServiceError):
 class GatewayTimeout(ServiceError):
     status_code = 504
     kind = "timeout"
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as a message reads it: its type, and its text when it has one (some of
+    httpx's have none)."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stratus.config import ModelConfig
-from stratus.engines import Engine, Host, build_engine
+from stratus.engines import ENGINES, Engine, Host, build_engine
 from stratus.errors import NotFound
 
 
@@ -20,6 +20,11 @@ class ModelSpec:
     @property
     def slug(self) -> str:
         return self.config.slug
+
+    @property
+    def remote(self) -> bool:
+        """It runs at an upstream: the upstream's defaults, grammar and checks apply."""
+        return ENGINES[self.config.engine].remote
 
     def state(self) -> dict[str, Any]:
         """``ready``, or ``cooldown`` with why and when its upstream is asked again."""

@@ -18,7 +18,7 @@ import base64
 import httpx
 
 from stratus.engines import ChatMessage, GenerationRequest, ImagePart, Part, ToolResultPart
-from stratus.errors import InvalidRequest
+from stratus.errors import InvalidRequest, describe
 from stratus.normalize._images import MAX_IMAGE_BYTES, MEDIA_TYPES, inline_part
 from stratus.outbound import pinned_request, resolve_target
 
@@ -96,11 +96,11 @@ class ImageFetcher:
                 return await _read(response, url, what, budget)
             except httpx.HTTPError as exc:
                 raise InvalidRequest(f"{what} {url!r} could not be read: "
-                                     f"{_describe(exc)}") from None
+                                     f"{describe(exc)}") from None
             finally:
                 await response.aclose()
         raise InvalidRequest(f"{what} {url!r} could not be fetched: "
-                             f"{_describe(failure) if failure else 'no address'}")
+                             f"{describe(failure) if failure else 'no address'}")
 
 
 class _Budget:
@@ -122,10 +122,6 @@ def _replaced(part: Part, i: int, j: int, found: dict[tuple[int, int, int], Imag
         return part.model_copy(update={"content": tuple(
             found.get((i, j, k), p) for k, p in enumerate(part.content))})
     return found.get((i, j, 0), part)
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 async def _read(response: httpx.Response, url: str, what: str,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stratus.engines import (
-    ENGINES,
     ChatMessage,
     GenerationRequest,
     OutputFormat,
@@ -88,7 +87,7 @@ def check(body: MessagesRequest, spec: ModelSpec) -> Checked:
     tools, tool_choice = tools_of(body, spec)
     response_format = _check_options(body, spec)
     calling = bool(tools) and (tool_choice is None or tool_choice.type != "none")
-    if calling and response_format is not None and not ENGINES[spec.config.engine].remote:
+    if calling and response_format is not None and not spec.remote:
         raise InvalidRequest(f"model {spec.slug!r} cannot both call tools and answer in a "
                              "set format: send tools or a response format, not both")
     _check_sampling(body)
@@ -233,7 +232,7 @@ def _check_options(body: MessagesRequest, spec: ModelSpec) -> OutputFormat | Non
         raise InvalidRequest("output_config.format must be an object: "
                              '{"type": "json_schema", "schema": {...}}')
     return output_format(str(fmt.get("type")), fmt.get("schema"), "output_config.format",
-                         enforced_here=not ENGINES[spec.config.engine].remote)
+                         enforced_here=not spec.remote)
 
 
 def _system(body: MessagesRequest) -> str | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 from stratus.engines import (
-    ENGINES,
     ImagePart,
     TextPart,
     ToolChoice,
@@ -52,7 +51,7 @@ def tools_of(body: MessagesRequest,
             raise InvalidRequest(f'tools[{i}].input_schema must be a JSON Schema with "type": '
                                  '"object"')
     choice = _choice(body.tool_choice, names)
-    if not ENGINES[spec.config.engine].remote:  # a local grammar will keep calls to them
+    if not spec.remote:  # a local grammar will keep calls to them
         try:
             call_grammar(tools, choice)
         except Exception as exc:

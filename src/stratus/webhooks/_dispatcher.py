@@ -31,7 +31,7 @@ import httpx
 
 from stratus.accounts import Accounts, Delivery, DeliveryAttempt
 from stratus.config import WebhookConfig
-from stratus.errors import InvalidRequest
+from stratus.errors import InvalidRequest, describe
 from stratus.outbound import Resolver, Unresolved, make_client, post, resolve_target
 from stratus.webhooks._signing import headers, webhook_id
 
@@ -172,10 +172,10 @@ class Dispatcher:
         except TimeoutError:
             return None, f"no answer within the {self._config.timeout:g} s deadline", True
         except httpx.HTTPError as exc:
-            return None, _describe(exc), True
+            return None, describe(exc), True
         except Exception as exc:
             log.exception("webhook for %s: unexpected error", delivery.request_id)
-            return None, f"unexpected error: {_describe(exc)}", True
+            return None, f"unexpected error: {describe(exc)}", True
         if not 200 <= status_code < 300:
             return status_code, f"the receiver answered HTTP {status_code}", True
         return status_code, None, True
@@ -193,7 +193,3 @@ class Dispatcher:
         delay = min(cfg.initial_backoff * 2 ** (attempt - 1), cfg.max_backoff)
         at = now + delay * random.uniform(0.8, 1.2)
         return at if at - delivery.first_at <= cfg.retry_window else None
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import anthropic
 import httpx
@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests._server import ServerProcess
-from tests.conftest import new_key
+from tests.conftest import eventually, new_key
 from tests.engines.remote._fake_anthropic import (
     ErrorAfter,
     Fail,
@@ -105,7 +105,7 @@ def test_the_queue_surface_runs_on_the_upstream(fake: FakeAnthropic,
             "messages": [{"role": "user", "content": "queued hello"}], "max_tokens": 20})
         assert submitted.status_code == 200
         rid = submitted.json()["request_id"]
-        assert wait_for(lambda: api.get(f"/v2/requests/{rid}/status").json()["status"]
+        assert eventually(lambda: api.get(f"/v2/requests/{rid}/status").json()["status"]
                         == "COMPLETED")
         result = api.get(f"/v2/requests/{rid}").json()
     assert '"queued hello"' in result["output"]
@@ -228,15 +228,6 @@ def test_an_image_url_from_a_private_address_is_refused(served: ServerProcess) -
     assert "non-public address" in response.json()["error"]
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
-
-
 def test_a_cancel_closes_the_upstream_stream(fake: FakeAnthropic,
                                             served: ServerProcess) -> None:
     fake.script(Hang())
@@ -244,9 +235,9 @@ def test_a_cancel_closes_the_upstream_stream(fake: FakeAnthropic,
         rid = api.post("/v2/claude-remote", json={
             "messages": [{"role": "user", "content": "x"}], "max_tokens": 10}
                        ).json()["request_id"]
-        assert wait_for(lambda: fake.inflight == 1)
+        assert eventually(lambda: fake.inflight == 1)
         assert api.post(f"/v2/requests/{rid}/cancel").status_code == 200
-        assert wait_for(lambda: fake.inflight == 0)
+        assert eventually(lambda: fake.inflight == 0)
         status = api.get(f"/v2/requests/{rid}/status").json()
     assert status["status"] == "FAILED" and status["error_type"] == "cancelled"
 
@@ -257,7 +248,7 @@ def test_the_execution_timeout_closes_the_upstream_stream(fake: FakeAnthropic,
     with served.client() as api:
         response = api.post("/v1/claude-timeout", json={
             "messages": [{"role": "user", "content": "x"}], "max_tokens": 10})
-        assert wait_for(lambda: fake.inflight == 0)
+        assert eventually(lambda: fake.inflight == 0)
     assert response.status_code == 504, response.text
     assert "execution timeout of 1 s" in response.json()["error"]
 
@@ -343,7 +334,7 @@ def test_the_queue_surface_stores_tool_calls(fake: FakeAnthropic, served: Server
         rid = api.post("/v2/claude-remote", json={
             "max_tokens": 50, "tools": [WEATHER],
             "messages": [{"role": "user", "content": "Bern?"}]}).json()["request_id"]
-        assert wait_for(lambda: api.get(f"/v2/requests/{rid}/status").json()["status"]
+        assert eventually(lambda: api.get(f"/v2/requests/{rid}/status").json()["status"]
                         == "COMPLETED")
         output = json.loads(api.get(f"/v2/requests/{rid}").json()["output"])
     assert output["stop_reason"] == "tool_use"

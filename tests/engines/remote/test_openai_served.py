@@ -8,7 +8,7 @@ import concurrent.futures
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from tests._server import ServerProcess
-from tests.conftest import new_key
+from tests.conftest import eventually, new_key
 from tests.engines.remote._upstreams import CountingProxy, LlamaCppUpstream
 from tests.images import image_b64
 
@@ -92,15 +92,6 @@ def _fresh_counts(proxy: CountingProxy, upstream: LlamaCppUpstream) -> None:
     if upstream.proc is None or upstream.proc.poll() is not None:
         upstream.restart()
     proxy.reset()
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def ended(api: httpx.Client, request_id: str, timeout: float = 60.0) -> dict:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stratus.accounts import Caller
-from stratus.engines import ENGINES
 from stratus.errors import NotFound
 from stratus.models import ModelSpec
 from stratus.protocol.models import ModelCard, ModelList, ModelState
@@ -37,7 +36,7 @@ def _card(name: str, spec: ModelSpec, state: dict[str, Any]) -> ModelCard:
                  "cached_input_per_million": cfg.price_input
                  if cfg.price_cached_input is None else cfg.price_cached_input},
         # a remote model samples as its upstream does by default
-        sampling={} if ENGINES[cfg.engine].remote else cfg.sampling.model_dump(),
+        sampling={} if spec.remote else cfg.sampling.model_dump(),
         status=ModelState.model_validate(state),
     )
 

@@ -12,7 +12,7 @@ from stratus.admission import Admission, Submission, user_id_of
 from stratus.api._errors import openai_error_body
 from stratus.api._follow import Ended, Text, follow
 from stratus.api._outcome import ended_result, failure_error
-from stratus.engines import ENGINES, OutputFormat
+from stratus.engines import OutputFormat
 from stratus.errors import InvalidRequest, NotFound
 from stratus.normalize import (
     Checked,
@@ -50,7 +50,7 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, request_id: str,
             "temperature": body.temperature, "seed": body.seed,
             "frequency_penalty": body.frequency_penalty,
             "presence_penalty": body.presence_penalty,
-            "response_format": _output_format(body, ENGINES[spec.config.engine].remote)})
+            "response_format": _output_format(body, spec.remote)})
         return dataclasses.replace(checked, request=request, stream=bool(body.stream))
 
     admission, normalized = await runtime.submit(Submission(

@@ -115,14 +115,13 @@ class AnthropicEngine(RemoteEngine):
                 exclude_none=True, exclude_defaults=request.tool_choice.type == "none")
         return prompt
 
-    def asks_upstream(self) -> bool:
-        return self.tokenizer == "upstream"
-
     async def provisional_tokens(self, request: GenerationRequest) -> int:
         return estimate_tokens(request)  # message_start brings the count before any text
 
-    async def upstream_count(self, request: GenerationRequest) -> int:
-        """Anthropic's ``POST /v1/messages/count_tokens``."""
+    async def upstream_count(self, request: GenerationRequest) -> int | None:
+        """Anthropic's ``POST /v1/messages/count_tokens``, if the model is set to ask it."""
+        if self.tokenizer != "upstream":
+            return None
         data = await self.upstream.post_json(self.upstream.base + "/v1/messages/count_tokens",
                                              self._prompt(request))
         return int(data["input_tokens"])

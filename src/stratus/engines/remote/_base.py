@@ -22,7 +22,8 @@ from stratus.engines._types import (
     GenerationRequest,
     ToolCall,
 )
-from stratus.engines.remote._upstream import Refused, Upstream, UpstreamError, describe
+from stratus.engines.remote._upstream import Refused, Upstream, UpstreamError
+from stratus.errors import describe
 
 log = logging.getLogger("stratus.engines.remote")
 
@@ -138,22 +139,19 @@ class RemoteEngine(ABC):
     async def count_tokens(self, request: GenerationRequest) -> int:
         """The upstream's own count where the model is set to ask it; else, and whenever
         it cannot answer, the estimate."""
-        if not self.asks_upstream():
-            return estimate_tokens(request)
         try:
-            return await self.upstream_count(request)
+            counted = await self.upstream_count(request)
         except (httpx.HTTPError, UpstreamError, ValueError, KeyError, TypeError) as exc:
             if not self._warned:
                 self._warned = True
                 log.warning("model %s: the upstream did not count the tokens (%s); counting "
                             "by estimate while it does not", self.config.slug, describe(exc))
-            return estimate_tokens(request)
+            counted = None
+        return estimate_tokens(request) if counted is None else counted
 
-    def asks_upstream(self) -> bool:
-        return False
-
-    async def upstream_count(self, request: GenerationRequest) -> int:
-        raise NotImplementedError
+    async def upstream_count(self, request: GenerationRequest) -> int | None:
+        """The upstream's own count, if the model is set to ask it (None: it is not)."""
+        return None
 
     @abstractmethod
     def body(self, request: GenerationRequest) -> dict[str, Any]:

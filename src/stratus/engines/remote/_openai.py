@@ -109,12 +109,11 @@ class OpenAIEngine(RemoteEngine):
     def _upstream(self) -> Upstream:
         return _OpenAIUpstream(self.options, self.config.slug, self.probe_path)
 
-    def asks_upstream(self) -> bool:
-        return self.tokenizer in TOKENIZE_PATHS
-
-    async def upstream_count(self, request: GenerationRequest) -> int:
+    async def upstream_count(self, request: GenerationRequest) -> int | None:
         """The upstream's tokenizer on the bare text (vLLM reads ``prompt``, llama-server
         ``content``, llama-cpp-python's server ``input``), plus the markup and images."""
+        if self.tokenizer not in TOKENIZE_PATHS:
+            return None
         text = plain_text(request)
         data = await self.upstream.post_json(
             self._root + TOKENIZE_PATHS[self.tokenizer],

@@ -34,6 +34,7 @@ import httpx
 
 from stratus.engines._options import RemoteOptions
 from stratus.engines._types import EngineBusy, EngineHealth, RequestRejected
+from stratus.errors import describe
 
 log = logging.getLogger("stratus.engines.remote")
 
@@ -300,10 +301,6 @@ class Upstream:
             wait = max(wait or 0.0, health.until - time.time())
         return EngineBusy(str(refused), DEFAULT_RETRY if wait is None else wait,
                           tries=refused.tries)
-
-
-def describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
