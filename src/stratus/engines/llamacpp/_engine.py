@@ -15,8 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from llama_cpp.llama_grammar import json_schema_to_gbnf
-
 from stratus.config import ModelConfig
 from stratus.engines._chat import ChatFormat, GemmaFormat, TemplateFormat
 from stratus.engines._options import LlamaCppOptions
@@ -32,7 +30,7 @@ from stratus.engines._types import (
 )
 from stratus.engines.llamacpp._native import Draw, EngineError, LlamaBackend, Native
 from stratus.engines.llamacpp._scheduler import Scheduler, Sequence
-from stratus.engines.llamacpp._tools import CallParser, call_grammar, trigger
+from stratus.engines.llamacpp._tools import CallParser, call_grammar, json_grammar, trigger
 from stratus.weights import resolve
 
 log = logging.getLogger("stratus.engines.llamacpp")
@@ -42,7 +40,7 @@ INLINE_CHARS = 8 * 1024  # a prompt this short is tokenized on the caller's thre
 
 @functools.lru_cache(maxsize=64)
 def _gbnf(schema: str) -> str:
-    return json_schema_to_gbnf(schema)
+    return json_grammar(json.loads(schema))
 
 
 def grammar_of(fmt: OutputFormat | None) -> str | None:

@@ -28,6 +28,14 @@ SPACE = 'space ::= | " " | "\\n" [ \\t]{0,20}'
 _SPACE = r"(?: |\n[ \t]{0,20})?"  # the same, as a pattern
 
 
+def json_grammar(schema: dict[str, Any], prop_order: list[str] | None = None) -> str:
+    """llama-cpp-python's grammar for ``schema``, with what a JSON string may hold made
+    JSON's: its converter lets control characters (a raw new line, a tab) into strings,
+    and JSON does not."""
+    rules = json_schema_to_gbnf(json.dumps(schema), prop_order=prop_order)
+    return rules.replace(r'char ::= [^"\\]', r'char ::= [^"\\\x7F\x00-\x1F]')
+
+
 def trigger(names: Collection[str]) -> str:
     """The text that starts the lazy grammar (its first group is where the grammar begins):
     ``<tool_call>``, or a ```` ```json ```` block naming one of the tools, with exactly the
@@ -52,7 +60,7 @@ def call_grammar(tools: tuple[ToolSpec, ...], choice: ToolChoice | None) -> str:
     schema: dict[str, Any] = {"oneOf": alternatives}
     if defs:
         schema["$defs"] = defs
-    rules = json_schema_to_gbnf(json.dumps(schema), prop_order=["name", "arguments"])
+    rules = json_grammar(schema, prop_order=["name", "arguments"])
     lines = []
     for line in rules.splitlines():
         if line.startswith("root ::="):
