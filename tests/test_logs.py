@@ -23,7 +23,12 @@ def test_each_request_is_one_json_line(make_server) -> None:
     with server.client(key) as api:
         answered = api.post("/v1/echo", json=user("one two"))
         missing = api.get("/v2/requests/nope/status")
+        streamed = api.post("/v1/messages", json={**user("three four five"), "model": "echo",
+                                                  "max_tokens": 10, "stream": True})
+        chunks = api.post("/v1/chat/completions", json={**user("six"), "model": "echo",
+                                                        "stream": True})
     assert answered.status_code == 200 and missing.status_code == 404
+    assert "message_stop" in streamed.text and "[DONE]" in chunks.text
     rid = answered.headers["x-request-id"]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -31,7 +36,7 @@ def test_each_request_is_one_json_line(make_server) -> None:
                  if line.startswith("{")]
         requests = {line.get("request_id"): line for line in lines
                     if line["logger"] == "stratus.requests"}
-        if rid in requests and len(requests) >= 3:
+        if rid in requests and len(requests) >= 5:
             break
         time.sleep(0.1)
     line = requests[rid]
@@ -41,6 +46,12 @@ def test_each_request_is_one_json_line(make_server) -> None:
     assert line["key_id"].startswith("key_") and line["latency_ms"] > 0
     assert (line["input_tokens"], line["output_tokens"]) == (2, 2)
     assert line["cost_usd"] == 0.004
+    streamed_line = requests[streamed.headers["x-request-id"]]
+    assert (streamed_line["surface"], streamed_line["input_tokens"],
+            streamed_line["output_tokens"], streamed_line["cost_usd"]) == (
+        "anthropic", 3, 3, 0.006)  # a stream's tokens, noted as it ended
+    chunks_line = requests[chunks.headers["x-request-id"]]
+    assert (chunks_line["output_tokens"], chunks_line["cost_usd"]) == (1, 0.002)
     refused = next(v for v in requests.values() if v["status"] == 404)
     assert refused["input_tokens"] is None and refused["key_id"] == line["key_id"]
     assert key not in server.log()  # the key's id is logged, never the key

@@ -172,6 +172,11 @@ class Admitter:
                                     timeout=config.images.fetch_timeout)
         self._same_key: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
 
+    @property
+    def images(self) -> ImageFetcher:
+        """What fetches image URLs at admission (Message Batches use it too)."""
+        return self._images
+
     async def submit(self, sub: Submission) -> tuple[Admission, Normalized | None]:
         """The job and the checked request (None only for a ``/v2`` replay of a request
         whose record has expired)."""

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from stratus._sqlite import SqliteDB
 from stratus.accounts import Accounts, Opening, SqliteAccounts
 from stratus.accounts.sqlite import _requests as sqlite_requests
+from stratus.batches import BatchStore, NewBatch, SqliteBatches
+from stratus.batches import sqlite as sqlite_batches
 from stratus.config import Config
 from stratus.limits import LocalRateLimiter, RateLimiter, RedisRateLimiter
 from stratus.store import JobRecord, JobStore, NewJob, SqliteJobStore
@@ -30,6 +32,9 @@ from stratus.views import status_body
 
 SQLITE = "sqlite:///"
 Admit = Callable[[Opening, NewJob], Awaitable[tuple[JobRecord, bool]]]
+# Records a batch, reserves its requests' credits (the note says how) and queues their jobs,
+# in one transaction.
+AdmitBatch = Callable[[NewBatch, Sequence[Opening], Sequence[NewJob], str], Awaitable[None]]
 
 
 async def _nothing() -> None:
@@ -41,14 +46,17 @@ class Database:
     """Jobs and accounts, in one database.
 
     ``admit`` reserves a request's credits, records it and queues its job in one transaction
-    (see :meth:`stratus.store.JobStore.submit` for what it raises). ``shared``: other
+    (see :meth:`stratus.store.JobStore.submit` for what it raises); ``admit_batch`` does the
+    same for a Message Batch's requests, with the batch. ``shared``: other
     processes use the database too (PostgreSQL). ``settles_on_end``: the store marks a job's
     request started in the transaction that claims the job, and settles it in the one that
     ends the job."""
 
     store: JobStore
     accounts: Accounts
+    batches: BatchStore
     admit: Admit
+    admit_batch: AdmitBatch
     open: Callable[[], Awaitable[None]] = _nothing
     close: Callable[[], Awaitable[None]] = _nothing
     on_webhook: Callable[[Callable[[], None]], None] = lambda listener: None
@@ -86,16 +94,26 @@ def _sqlite(config: Config, path: Path) -> Database:
 
         return await store.submit(job, before_insert=open_request)
 
+    async def admit_batch(batch: NewBatch, openings: Sequence[Opening],
+                          jobs: Sequence[NewJob], note: str) -> None:
+        def open_batch(conn: sqlite3.Connection, now: float) -> None:
+            sqlite_batches.insert(conn, batch, now)
+            sqlite_requests.open_batch(conn, openings, note, now)
+
+        await store.submit_many(jobs, before_insert=open_batch)
+
     async def close() -> None:
         db.close()
 
-    return Database(store=store, accounts=accounts, admit=admit, close=close)
+    return Database(store=store, accounts=accounts, batches=SqliteBatches(db), admit=admit,
+                    admit_batch=admit_batch, close=close)
 
 
 def _postgres(config: Config, url: str) -> Database:
     from stratus._postgres import Postgres
     from stratus.accounts.postgres import PostgresAccounts
     from stratus.accounts.postgres import _requests as pg_requests
+    from stratus.batches import postgres as pg_batches
     from stratus.store._hints import RedisHints
     from stratus.store.postgres import PostgresJobStore
 
@@ -125,6 +143,14 @@ def _postgres(config: Config, url: str) -> Database:
 
         return await store.submit(job, before_insert=open_request)
 
+    async def admit_batch(batch: NewBatch, openings: Sequence[Opening],
+                          jobs: Sequence[NewJob], note: str) -> None:
+        async def open_batch(conn: object) -> None:
+            await pg_batches.insert(conn, batch)  # type: ignore[arg-type]
+            await pg_requests.open_batch(conn, openings, note)  # type: ignore[arg-type]
+
+        await store.submit_many(jobs, before_insert=open_batch)
+
     async def open_() -> None:
         await pg.open()
         if hints is not None:
@@ -135,7 +161,8 @@ def _postgres(config: Config, url: str) -> Database:
             await hints.close()
         await pg.close()
 
-    return Database(store=store, accounts=accounts, admit=admit, open=open_, close=close,
+    return Database(store=store, accounts=accounts, batches=pg_batches.PostgresBatches(pg),
+                    admit=admit, admit_batch=admit_batch, open=open_, close=close,
                     on_webhook=store.on_webhook, shared=True, settles_on_end=True)
 
 

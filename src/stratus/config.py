@@ -153,6 +153,15 @@ class ImagesConfig(_Strict):
     fetch_timeout: float = Field(default=10.0, gt=0, le=120)  # seconds per image, in all
 
 
+class BatchesConfig(_Strict):
+    """Message Batches (``/v1/messages/batches``)."""
+
+    max_requests: int = Field(default=100_000, gt=0)  # requests in one batch
+    max_body_bytes: int = Field(default=256 * 1024 * 1024, gt=0)  # a batch's request body
+    expire_after: float = Field(default=24 * 3600.0, gt=0)  # then requests not run expire
+    retention: float = Field(default=29 * 86400.0, gt=0)  # a batch and its results are kept
+
+
 class PolicyRule(_Strict):
     """Words (case-insensitive, whole words) and regular expressions that block a request."""
 
@@ -231,6 +240,7 @@ class Config(_Strict):
     server: ServerConfig = ServerConfig()
     webhooks: WebhookConfig = WebhookConfig()
     images: ImagesConfig = ImagesConfig()
+    batches: BatchesConfig = BatchesConfig()
     policy: PolicyConfig = PolicyConfig()
     database: DatabaseConfig = DatabaseConfig()
     redis: RedisConfig = RedisConfig()

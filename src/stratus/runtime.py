@@ -15,6 +15,7 @@ from stratus._offload import Offload
 from stratus.accounts import Account, Accounts, ApiKey
 from stratus.admission import Admission, Admitter, Submission
 from stratus.backends import Database
+from stratus.batches import BatchAdmitter, BatchKeeper, BatchStore
 from stratus.config import Config, ConfigError, ModelConfig
 from stratus.errors import NotFound, PermissionDenied, Unavailable
 from stratus.limits import LocalRateLimiter, RateLimiter
@@ -67,11 +68,20 @@ class Runtime:
     _drain_deadline: float = 0.0
     _housekeeping: asyncio.Task[None] | None = None
     admitter: Admitter = field(init=False)
+    batch_admitter: BatchAdmitter = field(init=False)
+    batch_keeper: BatchKeeper = field(init=False)
 
     def __post_init__(self) -> None:
         self.admitter = Admitter(self.config, self.store, self.accounts, self.database.admit,
                                  self.limiter, self.policy, self.offload, self.outcomes,
                                  self.telemetry)
+        self.batch_admitter = BatchAdmitter(
+            self.config.batches, self.models, self.policy, self.limiter, self.offload,
+            self.admitter.images, self.database.admit_batch, self.check_scope,
+            self._settle_ids)
+        self.batch_keeper = BatchKeeper(
+            self.batches, self.store, settle=self._settle_all, cancel_job=self.cancel_job,
+            interval=self.config.server.sweep_interval)
 
     @property
     def store(self) -> JobStore:
@@ -80,6 +90,10 @@ class Runtime:
     @property
     def accounts(self) -> Accounts:
         return self.database.accounts
+
+    @property
+    def batches(self) -> BatchStore:
+        return self.database.batches
 
     @classmethod
     def embedded(cls, config: Config) -> Runtime:
@@ -130,6 +144,8 @@ class Runtime:
             self.worker.start()
         else:
             self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
+        if self.role != "worker":
+            self.batch_keeper.start()
         self.dispatcher.start()
 
     async def _housekeep(self) -> None:
@@ -184,6 +200,7 @@ class Runtime:
             self._housekeeping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._housekeeping
+        await self.batch_keeper.stop()
         await self.dispatcher.stop()
         await self.models.close()
         await self.store.close()
@@ -213,11 +230,14 @@ class Runtime:
 
     # -- job operations --------------------------------------------------------------------
 
-    async def submit(self, sub: Submission) -> tuple[Admission, Normalized | None]:
-        """Admit a request and queue its job (see :class:`stratus.admission.Admitter`)."""
+    def check_admitting(self) -> None:
         if self.draining:
             raise Unavailable("this server is shutting down: retry on another node or shortly",
                               headers={"Retry-After": "5"})
+
+    async def submit(self, sub: Submission) -> tuple[Admission, Normalized | None]:
+        """Admit a request and queue its job (see :class:`stratus.admission.Admitter`)."""
+        self.check_admitting()
         self.check_scope(sub.caller.key, sub.spec, sub.requested_model)
         return await self.admitter.submit(sub)
 
@@ -269,6 +289,16 @@ class Runtime:
             self.telemetry.record_ended(record)  # (one that ran is its worker's to count)
             await self.outcomes.settle(record)
         return record, cancelled
+
+    async def _settle_all(self, records: list[JobRecord]) -> None:
+        """Settle jobs that ended without running (a batch's, cancelled or expired)."""
+        for record in records:
+            self.telemetry.record_ended(record)
+            await self.outcomes.settle(record)
+
+    async def _settle_ids(self, job_ids: list[str]) -> None:
+        records = [await self.store.get(job_id) for job_id in job_ids]
+        await self._settle_all([record for record in records if record is not None])
 
     def _unknown(self, job_id: str) -> NotFound:
         ttl = self.config.server.result_ttl

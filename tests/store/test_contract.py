@@ -14,7 +14,9 @@ from stratus.store import (
     IdempotentReplay,
     Metrics,
     NewJob,
+    Priority,
     QueueFull,
+    SqliteJobStore,
     Status,
 )
 from tests.conftest import answer
@@ -327,3 +329,87 @@ async def test_ending_a_job_returns_it_as_it_ended(make) -> None:
     assert done.id == "j1" and done.status is Status.COMPLETED and done.result == answer("hi")
     failed = await store.fail(await store.claim(["m"], "w"), "boom", ErrorType.ENGINE)
     assert failed.id == "j2" and failed.status is Status.FAILED and failed.error == "boom"
+
+
+def batch_job(i: int, model: str = "m", **fields: object) -> NewJob:
+    return NewJob(id=f"b{i}", account_id="a", model=model, requested_model=model,
+                  request={"n": i}, priority=Priority.BATCH, batch_id="batch1",
+                  custom_id=f"c{i}", **fields)  # type: ignore[arg-type]
+
+
+async def test_interactive_jobs_are_claimed_before_batch_jobs(make) -> None:
+    store = make()
+    await store.submit_many([batch_job(i) for i in range(3)])
+    late = (await store.submit(job("late")))[0]
+    assert late.queue_position == 1  # ahead of every batch job
+    assert (await store.get("b0")).queue_position == 2
+    assert (await store.get("b2")).queue_position == 4
+    claimed = [(await store.claim(["m"], "w")).job.id for _ in range(4)]
+    assert claimed == ["jlate", "b0", "b1", "b2"]
+
+
+async def test_batch_jobs_do_not_count_against_the_interactive_queue_limit(make) -> None:
+    store = make()
+    await store.submit_many([batch_job(i) for i in range(5)])
+    limited = NewJob(id="q", account_id="a", model="m", requested_model="m", request={},
+                     max_queue=1)
+    assert (await store.submit(limited))[0].status is Status.QUEUED
+    with pytest.raises(QueueFull):
+        await store.submit(NewJob(id="q2", account_id="a", model="m", requested_model="m",
+                                  request={}, max_queue=1))
+    assert await store.queued("m") == 6
+
+
+async def test_submit_many_is_all_or_nothing(make) -> None:
+    store = make()
+    calls = []
+
+    def refuse(*args: object) -> None:
+        calls.append(args)
+        raise RuntimeError("no credit")
+
+    async def refuse_async(*args: object) -> None:
+        refuse(*args)
+
+    before = refuse if isinstance(store, SqliteJobStore) else refuse_async
+    with pytest.raises(RuntimeError):
+        await store.submit_many([batch_job(i) for i in range(3)], before_insert=before)
+    assert calls and await store.get("b0") is None and await store.queued("m") == 0
+
+
+async def test_a_job_that_starts_failed_keeps_its_error_type(make) -> None:
+    store = make()
+    await store.submit_many([batch_job(1, blocked="unknown model", blocked_type="not_found"),
+                             batch_job(2)])
+    failed = await store.get("b1")
+    assert failed.status is Status.FAILED and failed.error_type == "not_found"
+    assert failed.error == "unknown model"
+    assert (await store.claim(["m"], "w")).job.id == "b2"
+
+
+async def test_a_job_may_keep_its_result_longer_than_the_store(make) -> None:
+    store = make(result_ttl=0.05, keep_expired=0)
+    await store.submit_many([batch_job(1, retain=3600.0)])
+    await store.submit(job(2))
+    for _ in range(2):
+        claim = await store.claim(["m"], "w")
+        await store.complete(claim, answer("x"), Metrics())
+    cancelled = (await store.submit(job(3)))[0]
+    await store.cancel(cancelled.id)
+    await asyncio.sleep(0.1)
+    await store.sweep()
+    kept = await store.get("b1")
+    assert kept is not None and kept.expires_at - kept.completed_at == pytest.approx(3600)
+    assert await store.get("j2") is None and await store.get("j3") is None
+
+
+async def test_end_queued_ends_only_queued_jobs_once(make) -> None:
+    store = make()
+    await store.submit_many([batch_job(i) for i in range(3)])
+    running = await store.claim(["m"], "w")
+    ended = await store.end_queued(["b0", "b1", "b2", "nope"], "gone", ErrorType.EXPIRED.value)
+    assert sorted(r.id for r in ended) == ["b1", "b2"]
+    assert all(r.status is Status.FAILED and r.error_type == "expired" and r.error == "gone"
+               for r in ended)
+    assert await store.end_queued(["b1", "b2"], "again", ErrorType.CANCELLED.value) == []
+    assert (await store.get(running.job.id)).status is Status.PROCESSING

@@ -12,8 +12,10 @@ from stratus.accounts._types import (
     DeliveryAttempt,
     HistoryQuery,
     KeyOptions,
+    LedgerLine,
     Opening,
     RequestEntry,
+    UsageRow,
     to_nano,
     to_usd,
 )
@@ -31,10 +33,12 @@ __all__ = [
     "DeliveryAttempt",
     "HistoryQuery",
     "KeyOptions",
+    "LedgerLine",
     "Opening",
     "PostgresAccounts",
     "RequestEntry",
     "SqliteAccounts",
+    "UsageRow",
     "to_nano",
     "to_usd",
 ]

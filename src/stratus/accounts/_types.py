@@ -122,6 +122,34 @@ class HistoryQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageRow:
+    """An account's requests of one model (its slug) created on one UTC day, summed."""
+
+    day: int  # days since 1970-01-01, UTC
+    slug: str
+    requests: int
+    completed: int
+    failed: int
+    input_tokens: int
+    output_tokens: int
+    cost: int  # nano-USD charged
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLine:
+    """One change to an account's balance: a grant, a setting or a charge."""
+
+    id: int  # in the order the lines were written
+    account_id: str
+    kind: str  # grant | set | charge
+    amount: int | None  # nano-USD (negative: taken; None: set to unlimited)
+    balance_after: int | None  # None: unlimited
+    note: str
+    request_id: str | None
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """A webhook due to be sent: the request it reports and what to send."""
 
@@ -189,6 +217,12 @@ class Accounts(Protocol):
 
     async def set_webhook(self, account_id: str, url: str | None) -> Account: ...
 
+    async def ledger(self, account_id: str, limit: int,
+                     before: int | None = None) -> tuple[list[LedgerLine], bool]:
+        """A page of the account's ledger, newest first (lines written before the line
+        ``before``), and whether more follow."""
+        ...
+
     # -- requests --------------------------------------------------------------------------
     async def open_request(self, opening: Opening) -> None:
         """Record the request and reserve its cost; raises ``InsufficientCredits``."""
@@ -222,6 +256,12 @@ class Accounts(Protocol):
     async def history(self, account_id: str, query: HistoryQuery) -> tuple[list[RequestEntry],
                                                                             bool]:
         """A page of the account's requests, newest first, and whether more follow."""
+        ...
+
+    async def usage(self, account_id: str, since: float,
+                    until: float | None = None) -> list[UsageRow]:
+        """The account's requests created from ``since`` until ``until`` (None: now), summed
+        per UTC day and model slug, by day then slug."""
         ...
 
     # -- webhooks --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
 from stratus.errors import NotFound
@@ -46,12 +46,14 @@ class Ended:
 
 
 Item = StatusChanged | Ping | Text | Ended
+OnEnd = Callable[[JobRecord], None]
 
 
-async def follow(runtime: Runtime, record: JobRecord, *,
-                 cancel_on_exit: bool) -> AsyncIterator[Item]:
-    """Ends with :class:`Ended`, or raises ``NotFound`` if the job vanishes. With
-    ``cancel_on_exit``, a follower that stops early (the client went away) cancels the job."""
+async def follow(runtime: Runtime, record: JobRecord, *, cancel_on_exit: bool,
+                 on_end: OnEnd | None = None) -> AsyncIterator[Item]:
+    """Ends with :class:`Ended` (``on_end`` is called with its record first), or raises
+    ``NotFound`` if the job vanishes. With ``cancel_on_exit``, a follower that stops early
+    (the client went away) cancels the job."""
     job_id = record.id
     every = runtime.config.server.ping_interval
     ended = False
@@ -66,7 +68,7 @@ async def follow(runtime: Runtime, record: JobRecord, *,
                 got = await runtime.bus.read(job_id, position, every)
                 if got.state is State.RESTARTED:
                     ended = True
-                    yield Ended(_restarted(record))
+                    yield _ended(_restarted(record), on_end)
                     return
                 position = got.position
                 for piece in got.texts:
@@ -101,11 +103,17 @@ async def follow(runtime: Runtime, record: JobRecord, *,
             for piece in got.texts:
                 yield Text(piece)
         ended = True
-        yield Ended(final)
+        yield _ended(final, on_end)
     finally:
         if cancel_on_exit and not ended:
             with contextlib.suppress(Exception):
                 await asyncio.shield(runtime.cancel_job(job_id))
+
+
+def _ended(record: JobRecord, on_end: OnEnd | None) -> Ended:
+    if on_end is not None:
+        on_end(record)
+    return Ended(record)
 
 
 def _restarted(record: JobRecord) -> JobRecord:

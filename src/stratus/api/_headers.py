@@ -11,6 +11,7 @@ the same for ``tokens``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from starlette.requests import Request
@@ -56,6 +57,16 @@ def ended_headers(request: Request, record: JobRecord) -> dict[str, str]:
     """:func:`cost_headers`, and the job noted for the request's log line."""
     request.state.ended = record
     return cost_headers(record)
+
+
+def noting_end(request: Request) -> Callable[[JobRecord], None]:
+    """What a stream calls with the job once it has ended: noted for the request's log line
+    (written when the stream's last byte is sent)."""
+
+    def note(record: JobRecord) -> None:
+        request.state.ended = record
+
+    return note
 
 
 def cost_headers(record: JobRecord) -> dict[str, str]:

@@ -18,8 +18,9 @@ OPENAI_PREFIX = "/v1/chat/completions"
 # the surface a path belongs to, for the request counter (first match; else segmind's)
 SURFACES = ((ANTHROPIC_PREFIX, "anthropic"), (OPENAI_PREFIX, "openai"),
             ("/v1/models", "models"), ("/v1/account", "account"), ("/v1/requests", "account"),
-            ("/v1/admin", "admin"), ("/health", "ops"), ("/ready", "ops"), ("/metrics", "ops"),
-            ("/docs", "ops"), ("/openapi.json", "ops"))
+            ("/v1/usage", "account"), ("/v1/admin", "admin"), ("/health", "ops"),
+            ("/ready", "ops"), ("/metrics", "ops"), ("/docs", "ops"), ("/openapi.json", "ops"),
+            ("/console", "console"), ("/", "console"))
 
 
 def surface(path: str) -> str:

@@ -18,8 +18,9 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from stratus.protocol import jobs, models, responses
+from stratus.protocol import batches, jobs, models, responses
 from stratus.protocol.accounts import AddCredits, CreateKey, SetCredits, WebhookSetting
+from stratus.protocol.batches import CreateBatch
 from stratus.protocol.messages import (
     AnthropicMessagesRequest,
     CountTokensRequest,
@@ -29,6 +30,7 @@ from stratus.protocol.openai import ChatCompletionRequest
 
 JSON = "application/json"
 SSE = "text/event-stream"
+JSONL = "application/x-jsonl"
 REF = "#/components/schemas/{model}"
 
 Schema = type[BaseModel] | tuple[type[BaseModel], ...]  # a tuple: any one of them
@@ -82,11 +84,26 @@ HISTORY = [
     _query("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 100}),
     _query("after_id", "the last_id of the previous page", {"type": "string"}),
 ]
+USAGE = (_query("days", "today and the days before it, in UTC days",
+                {"type": "integer", "minimum": 1, "maximum": 366}),)
+LEDGER = (
+    _query("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 100}),
+    _query("after_id", "the last_id of the previous page",
+           {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}),
+)
+BATCH_PAGE = (
+    _query("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    _query("after_id", "the page of older batches after this one (last_id)",
+           {"type": "string"}),
+    _query("before_id", "the page of newer batches before this one (first_id)",
+           {"type": "string"}),
+)
 PATH_PARAMS = {
     "model": ("the model's slug or alias", "claude-3-haiku"),
     "request_id": ("the request_id a submit answered with", None),
     "key_id": ("the key's id (key_...)", None),
     "name": ("the account's name", None),
+    "batch_id": ("the batch's id (msgbatch_...)", None),
 }
 
 HELLO = {"role": "user", "content": "Hello"}
@@ -154,6 +171,7 @@ class Operation:
     shape: type[BaseModel] = responses.SegmindError
     special: dict[int, Schema] = field(default_factory=dict)  # error statuses of other shapes
     parameters: tuple[dict[str, Any], ...] = ()
+    lines: type[BaseModel] | None = None  # a 200 of JSON Lines, each line one of these
     public: bool = False  # no key needed
     summary: str = ""
 
@@ -208,6 +226,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/v1/requests/{request_id}/webhook"): Operation(
         summary="A request's webhook deliveries", ok={200: responses.WebhookLog},
         errors=READ_ERRORS),
+    ("GET", "/v1/requests/{request_id}/content"): Operation(
+        summary="A request's input and output, while its result is kept",
+        ok={200: responses.RequestContent}, errors=READ_ERRORS),
+    ("GET", "/v1/usage"): Operation(
+        summary="This account's requests, tokens and spend per day and model",
+        ok={200: responses.UsageReport}, errors=(400, 401, 500), parameters=USAGE),
     ("GET", "/v1/admin/keys"): Operation(summary="Every key", ok={200: responses.KeyList},
                                          errors=ADMIN_ERRORS),
     ("POST", "/v1/admin/keys"): Operation(
@@ -227,6 +251,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("PUT", "/v1/admin/accounts/{name}/credits"): Operation(
         summary="Set the balance (null: unlimited)", body=SetCredits,
         example={"balance": 25}, ok={200: responses.AdminAccount}, errors=ADMIN_BODY_ERRORS),
+    ("GET", "/v1/admin/accounts/{name}/ledger"): Operation(
+        summary="An account's credits ledger, newest first", ok={200: responses.LedgerPage},
+        errors=(*ADMIN_ERRORS, 400, 404), parameters=LEDGER),
     ("POST", "/v1/messages"): Operation(
         summary="Anthropic Messages", body=AnthropicMessagesRequest,
         example={"model": "claude-3-haiku", "max_tokens": 64, "messages": [HELLO]},
@@ -236,6 +263,29 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         summary="Count a request's input tokens", body=CountTokensRequest,
         example={"model": "claude-3-haiku", "messages": [HELLO]},
         ok={200: responses.TokenCount}, errors=(400, 401, 403, 404, 413, 429, 500),
+        shape=ANTHROPIC_SHAPE),
+    ("POST", "/v1/messages/batches"): Operation(
+        summary="Create a Message Batch (its requests run behind interactive traffic)",
+        body=CreateBatch,
+        example={"requests": [{"custom_id": "first", "params": {
+            "model": "claude-3-haiku", "max_tokens": 64, "messages": [HELLO]}}]},
+        ok={200: batches.MessageBatch}, errors=(400, 401, 406, 413, 429, 500, 503),
+        shape=ANTHROPIC_SHAPE),
+    ("GET", "/v1/messages/batches"): Operation(
+        summary="This account's batches, newest first", ok={200: batches.MessageBatchList},
+        errors=(400, 401, 500), shape=ANTHROPIC_SHAPE, parameters=BATCH_PAGE),
+    ("GET", "/v1/messages/batches/{batch_id}"): Operation(
+        summary="A batch: its processing_status and request_counts",
+        ok={200: batches.MessageBatch}, errors=READ_ERRORS, shape=ANTHROPIC_SHAPE),
+    ("POST", "/v1/messages/batches/{batch_id}/cancel"): Operation(
+        summary="Cancel a batch: requests not yet ended end canceled",
+        ok={200: batches.MessageBatch}, errors=READ_ERRORS, shape=ANTHROPIC_SHAPE),
+    ("DELETE", "/v1/messages/batches/{batch_id}"): Operation(
+        summary="Delete an ended batch and its results", ok={200: batches.DeletedBatch},
+        errors=(400, *READ_ERRORS), shape=ANTHROPIC_SHAPE),
+    ("GET", "/v1/messages/batches/{batch_id}/results"): Operation(
+        summary="An ended batch's results, one JSON line per request (application/x-jsonl)",
+        ok={200: None}, lines=batches.BatchResult, errors=(400, *READ_ERRORS),
         shape=ANTHROPIC_SHAPE),
     ("POST", "/v1/chat/completions"): Operation(
         summary="OpenAI chat completions", body=ChatCompletionRequest,
@@ -251,7 +301,7 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     for op in OPERATIONS.values():
         if op.body is not None:
             seen[op.body] = "validation"
-        schemas = [*op.ok.values(), *op.special.values(), op.shape]
+        schemas = [*op.ok.values(), *op.special.values(), op.shape, op.lines]
         if op.stream is not None:
             schemas += [schema for _, schema in op.stream.events]
         for schema in schemas:
@@ -336,6 +386,8 @@ def _responses(op: Operation, parts: _Components, anthropic: bool) -> dict[str, 
         content = {} if schema is None else {JSON: {"schema": parts.schema(schema)}}
         if op.stream is not None and status == 200:
             content[SSE] = {"itemSchema": parts.stream(op.stream)}
+        if op.lines is not None and status == 200:
+            content[JSONL] = {"itemSchema": parts.schema(op.lines)}
         add(status, content)
     for status in op.errors:
         add(status, {JSON: {"schema": parts.schema(op.shape)}})

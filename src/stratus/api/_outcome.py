@@ -2,33 +2,44 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from stratus.api._headers import cost_headers
 from stratus.errors import (
     ContentBlocked,
     EngineFailed,
     GatewayTimeout,
     InvalidRequest,
+    NotFound,
+    PermissionDenied,
     ServiceError,
     UnprocessableRequest,
 )
 from stratus.store import ErrorType, JobRecord, Message, Status
 
+_FAILURES: dict[str, type[ServiceError]] = {
+    ErrorType.POLICY: ContentBlocked,
+    ErrorType.INVALID: InvalidRequest,
+    ErrorType.NOT_FOUND: NotFound,
+    ErrorType.PERMISSION: PermissionDenied,
+    ErrorType.TIMEOUT: GatewayTimeout,
+    ErrorType.ENGINE: EngineFailed,
+    ErrorType.WORKER_LOST: EngineFailed,
+}
+
+
+def error_of(error_type: str | None, message: str, **kwargs: Any) -> ServiceError:
+    """The error a job that ended FAILED with ``error_type`` is reported as: timeout 504,
+    engine 502, content policy and a request refused as invalid 400, a batch's request for
+    an unknown model 404 or one its key may not use 403, else 422."""
+    return _FAILURES.get(error_type or "", UnprocessableRequest)(message, **kwargs)
+
 
 def failure_error(record: JobRecord) -> ServiceError:
-    """The error a FAILED job is reported as on a route that waited for it: timeout 504,
-    engine 502, content policy and a request the engine refused 400, else 422."""
-    message = record.error or "the request failed"
-    extra = {"request_id": record.id, "status": "FAILED"}
-    kind: type[ServiceError] = UnprocessableRequest
-    if record.error_type == ErrorType.POLICY:
-        kind = ContentBlocked
-    elif record.error_type == ErrorType.INVALID:
-        kind = InvalidRequest
-    elif record.error_type == ErrorType.TIMEOUT:
-        kind = GatewayTimeout
-    elif record.error_type in (ErrorType.ENGINE, ErrorType.WORKER_LOST):
-        kind = EngineFailed
-    return kind(message, extra=extra, headers=cost_headers(record))
+    """The error a FAILED job is reported as on a route that waited for it."""
+    return error_of(record.error_type, record.error or "the request failed",
+                    extra={"request_id": record.id, "status": "FAILED"},
+                    headers=cost_headers(record))
 
 
 def refuse_if_failed(record: JobRecord) -> None:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from stratus.api._errors import anthropic_error_body
-from stratus.api._follow import Ended, Ping, StatusChanged, Text, follow
+from stratus.api._follow import Ended, OnEnd, Ping, StatusChanged, Text, follow
 from stratus.api._outcome import failure_error
 from stratus.api.segmind.serving import status_body
 from stratus.errors import NotFound
@@ -32,7 +32,8 @@ def event(name: str, data: dict[str, Any]) -> bytes:
 
 
 async def message_events(runtime: Runtime, record: JobRecord, model: str,
-                         input_tokens: int, *, watch: bool = False) -> AsyncIterator[bytes]:
+                         input_tokens: int, *, watch: bool = False,
+                         on_end: OnEnd | None = None) -> AsyncIterator[bytes]:
     if watch:
         yield event("status", status_body(record))
     yield event("message_start", {"type": "message_start", "message": {
@@ -42,7 +43,7 @@ async def message_events(runtime: Runtime, record: JobRecord, model: str,
     last = record.status
     text_block = False  # begun with the first text, as Anthropic does
     try:
-        async for item in follow(runtime, record, cancel_on_exit=not watch):
+        async for item in follow(runtime, record, cancel_on_exit=not watch, on_end=on_end):
             if isinstance(item, Text):
                 if not text_block:
                     text_block = True

@@ -12,6 +12,8 @@ from stratus.api._middleware import RequestIdMiddleware
 from stratus.api.account.router import router as account_router
 from stratus.api.admin.router import router as admin_router
 from stratus.api.anthropic.router import router as anthropic_router
+from stratus.api.batches.router import router as batches_router
+from stratus.api.console.router import router as console_router
 from stratus.api.models.router import router as models_router
 from stratus.api.openai.router import router as openai_router
 from stratus.api.segmind.router import router as segmind_router
@@ -37,6 +39,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(account_router)
     app.include_router(models_router)
+    app.include_router(console_router)  # the web console: pages only, not in /openapi.json
+    app.include_router(batches_router)
     app.include_router(anthropic_router)  # these before /v1/{model}, which would match them
     app.include_router(openai_router)
     app.include_router(segmind_router)

@@ -32,15 +32,15 @@ MAX_VALUES = 200_000  # values in a request body (bounds the memory and time of 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def parse_json(raw: bytes) -> Any:
+def parse_json(raw: bytes, max_values: int = MAX_VALUES) -> Any:
     """The body as JSON, checked so that everything after can encode it again: no lone
     UTF-16 surrogates in any string, no NaN or Infinity (which Python's parser reads), no
-    nesting deeper than ``MAX_DEPTH``, at most ``MAX_VALUES`` values."""
+    nesting deeper than ``MAX_DEPTH``, at most ``max_values`` values."""
     if not raw.strip():
         raise InvalidRequest("request body is empty: send a JSON object")
-    if raw.count(b",") + raw.count(b":") > MAX_VALUES:  # an upper bound on the values
+    if raw.count(b",") + raw.count(b":") > max_values:  # an upper bound on the values
         raise InvalidRequest(
-            f"request body holds too many values (more than {MAX_VALUES} commas and colons): "
+            f"request body holds too many values (more than {max_values} commas and colons): "
             "send a smaller request")
     try:
         data = json.loads(raw.decode("utf-8"))
@@ -110,9 +110,9 @@ def _path_to(data: Any, target: Any) -> str | None:
     return None
 
 
-def parse_body(raw: bytes, model: type[M]) -> tuple[Any, M]:
+def parse_body(raw: bytes, model: type[M], max_values: int = MAX_VALUES) -> tuple[Any, M]:
     """The JSON of ``raw`` and it validated as ``model``."""
-    data = parse_json(raw)
+    data = parse_json(raw, max_values)
     return data, parse_model(data, model)
 
 

@@ -7,10 +7,11 @@ an error may carry more than its surface's required fields (a 406 says what is a
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from stratus.protocol.jobs import Metrics
 from stratus.protocol.models import ModelState
 
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
@@ -320,6 +321,82 @@ class WebhookLog(BaseModel):
     url: str
     status: str
     attempts: list[DeliveryAttemptInfo]
+
+
+# Usage, a request's content, and the credits ledger
+
+
+class UsageTotals(BaseModel):
+    """Requests created in a span (``completed`` and ``failed`` of them ended so), their
+    tokens and what they were charged in USD."""
+
+    requests: int
+    completed: int
+    failed: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+
+
+class ModelUsage(UsageTotals):
+    model: str  # the model's slug: requests by an alias count under it
+
+
+class DayUsage(UsageTotals):
+    date: str  # YYYY-MM-DD, UTC
+    models: list[ModelUsage]
+
+
+class UsageReport(BaseModel):
+    """``GET /v1/usage``: the account's requests summed over the span, per model, and per
+    UTC day (every day of the span, oldest first, days without requests included)."""
+
+    object: Literal["usage"]
+    currency: Literal["USD"]
+    since: str
+    until: str
+    total: UsageTotals
+    models: list[ModelUsage]
+    daily: list[DayUsage]
+
+
+class RequestContent(BaseModel):
+    """``GET /v1/requests/{id}/content``: what was asked and answered, while the request's
+    result is kept. ``input`` is the request as checked (images without their bytes)."""
+
+    request_id: str
+    status: str
+    model: str
+    input: dict[str, Any]
+    output: AnthropicMessage | None
+    metrics: Metrics | None
+    error: str | None
+    expires_at: str | None
+
+
+class LedgerEntry(BaseModel):
+    """A change to a balance; amounts in USD (``amount`` null: set to unlimited;
+    ``balance_after`` null: unlimited)."""
+
+    id: int
+    kind: Literal["grant", "set", "charge"]
+    amount: float | None
+    balance_after: float | None
+    request_id: str | None
+    note: str
+    created_at: str | None
+
+
+class LedgerPage(BaseModel):
+    """``GET /v1/admin/accounts/{name}/ledger``: newest first; ``last_id`` is the next
+    page's ``after_id``."""
+
+    object: Literal["list"]
+    account: str
+    data: list[LedgerEntry]
+    has_more: bool
+    first_id: int | None
+    last_id: int | None
 
 
 # Liveness and readiness

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +27,16 @@ class ErrorType(enum.StrEnum):
     WORKER_LOST = "worker_lost"
     POLICY = "content_policy"
     INVALID = "invalid_request"  # the engine (an upstream) refused the request as invalid
+    EXPIRED = "expired"  # a batch's request still queued when the batch expired
+    NOT_FOUND = "not_found"  # a batch's request named an unknown model
+    PERMISSION = "permission"  # a batch's request named a model its key may not use
+
+
+class Priority(enum.IntEnum):
+    """Which queued jobs are claimed first: the lower value, then the older job."""
+
+    INTERACTIVE = 0
+    BATCH = 1  # a Message Batch's requests: served when no interactive job waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +110,14 @@ class NewJob:
     request: dict[str, Any]
     idempotency_key: str | None = None
     body_hash: str | None = None
-    blocked: str | None = None  # the content policy's error: the job starts FAILED
-    max_queue: int | None = None  # refuse (QueueFull) if the model already has this many
+    blocked: str | None = None  # why the job starts FAILED (the content policy's error)
+    blocked_type: str = ErrorType.POLICY.value  # the error type of a job that starts FAILED
+    max_queue: int | None = None  # refuse (QueueFull) if the model has this many interactive
     input_tokens: int | None = None  # the prompt's tokens, as counted at admission
+    priority: Priority = Priority.INTERACTIVE
+    retain: float | None = None  # seconds its record is kept once ended (None: the store's)
+    batch_id: str | None = None  # the Message Batch it belongs to, and its custom_id there
+    custom_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +212,12 @@ class JobStore(Protocol):
         queue and the insert are one step: :class:`QueueFull` if it is full."""
         ...
 
+    async def submit_many(self, jobs: Sequence[NewJob], before_insert: Any = None) -> None:
+        """Queue every job of ``jobs`` (or none) in one transaction, with ``before_insert``
+        as in :meth:`submit`: for a batch, whose jobs have no idempotency key and no
+        ``max_queue``."""
+        ...
+
     async def idempotent(self, account_id: str, key: str) -> tuple[str, str] | None:
         """``(job_id, body_hash)`` the key was first used for, within its window (24 h),
         whether or not the job's record still exists."""
@@ -260,6 +281,12 @@ class JobStore(Protocol):
         the call (None if unknown) and whether this call ended it. A job cancelled while
         PROCESSING (``started_at`` set) is settled by its worker, which first records what
         it generated (:meth:`record_usage`)."""
+        ...
+
+    async def end_queued(self, job_ids: Collection[str], error: str,
+                         error_type: str) -> list[JobRecord]:
+        """End FAILED those of ``job_ids`` that are still QUEUED (a batch cancelled or
+        expired); returns the records this call ended, for their settlement."""
         ...
 
     async def wait_for_change(self, job_id: str, status: Status,

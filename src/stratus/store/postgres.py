@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 from stratus._postgres import SWEEP_LOCK, Connection, Postgres
@@ -34,6 +34,7 @@ from stratus.store._types import (
     Message,
     Metrics,
     NewJob,
+    Priority,
     QueueFull,
     Status,
     SweepReport,
@@ -50,9 +51,19 @@ SEEN_EVERY = 1.0  # seconds between a worker's sightings recorded by its claims
 KEEP_EXPIRED = 300.0  # as the SQLite store: expired records are deleted this much later
 _COLUMNS = ("id, account_id, model, requested_model, status, request, created_at, attempts, "
             "started_at, completed_at, expires_at, result, metrics, error, error_type, "
-            "input_tokens, handbacks, seq")
+            "input_tokens, handbacks, seq, priority")
 _POSITION = ("(SELECT count(*) FROM jobs q WHERE q.status = 'QUEUED' AND q.model = j.model "
-             "AND q.seq < j.seq) + 1")
+             "AND (q.priority, q.seq) < (j.priority, j.seq)) + 1")
+# An ended job's expiry: its own retention (a batch's request), else the store's (``ttl``).
+_EXPIRES = "stratus_now() + COALESCE(retain, %(ttl)s)"
+_INSERT = (
+    "INSERT INTO jobs AS j (id, account_id, model, requested_model, request, input_tokens, "
+    "created_at, status, error, error_type, completed_at, expires_at, priority, retain, "
+    "batch_id, custom_id) VALUES (%(id)s, %(account)s, %(model)s, %(requested)s, %(request)s, "
+    "%(tokens)s, stratus_now(), %(status)s, %(error)s, %(error_type)s, "
+    "CASE WHEN %(error)s::text IS NULL THEN NULL ELSE stratus_now() END, "
+    "CASE WHEN %(error)s::text IS NULL THEN NULL ELSE stratus_now() + %(ttl)s END, "
+    "%(priority)s, %(retain)s, %(batch)s, %(custom)s)")
 _SELECT = (f"SELECT {_COLUMNS}, CASE WHEN status = 'QUEUED' THEN {_POSITION} END AS position, "
            "stratus_now() AS now FROM jobs j")
 
@@ -158,7 +169,7 @@ class PostgresJobStore:
             # taken last so that it is held only for the insert
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('queue'), hashtext(%s))",
                                (job.model,))
-            depth = await self._queued(conn, job.model)
+            depth = await self._queued(conn, job.model, interactive=True)
             if depth >= job.max_queue:
                 raise QueueFull(depth)
         if job.idempotency_key is not None:
@@ -167,25 +178,33 @@ class PostgresJobStore:
                 "ON CONFLICT (account_id, key) DO UPDATE SET body_hash = EXCLUDED.body_hash, "
                 "job_id = EXCLUDED.job_id, created_at = EXCLUDED.created_at",
                 (job.account_id, job.idempotency_key, job.body_hash, job.id))
-        if job.blocked:  # ends before it runs: FAILED, kept like any ended job
-            state = ("'FAILED'", "%(error)s", "%(error_type)s", "stratus_now()",
-                     "stratus_now() + %(ttl)s")
-        else:
-            state = ("'QUEUED'", "NULL", "NULL", "NULL", "NULL")
         cur = await conn.execute(
-            "INSERT INTO jobs AS j (id, account_id, model, requested_model, request, "
-            "input_tokens, created_at, status, error, error_type, completed_at, expires_at) "
-            "VALUES (%(id)s, %(account)s, %(model)s, %(requested)s, %(request)s, %(tokens)s, "
-            f"stratus_now(), {', '.join(state)}) RETURNING {_COLUMNS}, "
-            f"CASE WHEN status = 'QUEUED' THEN {_POSITION} END AS position",
-            {"id": job.id, "account": job.account_id, "model": job.model,
-             "requested": job.requested_model,
-             "request": json.dumps(job.request, separators=(",", ":")),
-             "tokens": job.input_tokens, "error": job.blocked,
-             "error_type": ErrorType.POLICY.value, "ttl": self._result_ttl})
+            f"{_INSERT} RETURNING {_COLUMNS}, "
+            f"CASE WHEN status = 'QUEUED' THEN {_POSITION} END AS position", self._row(job))
         row = await cur.fetchone()
         assert row is not None
         return _record(row), True
+
+    async def submit_many(self, jobs: Sequence[NewJob],
+                          before_insert: BeforeInsert | None = None) -> None:
+        async with self._pg.transaction() as conn:
+            if before_insert is not None:
+                await before_insert(conn)
+            async with conn.cursor() as cur:
+                await cur.executemany(_INSERT, [self._row(job) for job in jobs])
+        await self._changed(work=any(not job.blocked for job in jobs))
+
+    def _row(self, job: NewJob) -> dict[str, Any]:
+        """The values of :data:`_INSERT` for ``job``: QUEUED, or FAILED at once if it is
+        blocked (kept like any ended job)."""
+        return {"id": job.id, "account": job.account_id, "model": job.model,
+                "requested": job.requested_model,
+                "request": json.dumps(job.request, separators=(",", ":")),
+                "tokens": job.input_tokens,
+                "status": Status.FAILED.value if job.blocked else Status.QUEUED.value,
+                "error": job.blocked, "error_type": job.blocked_type if job.blocked else None,
+                "ttl": job.retain or self._result_ttl, "priority": int(job.priority),
+                "retain": job.retain, "batch": job.batch_id, "custom": job.custom_id}
 
     async def _idempotent(self, conn: Connection, account_id: str,
                           key: str) -> tuple[str, str] | None:
@@ -200,9 +219,12 @@ class PostgresJobStore:
             return await self._idempotent(conn, account_id, key)
 
     @staticmethod
-    async def _queued(conn: Connection, model: str) -> int:
+    async def _queued(conn: Connection, model: str, interactive: bool = False) -> int:
+        """Jobs of ``model`` waiting (``interactive``: only those ahead of a batch's)."""
+        only = f" AND priority = {int(Priority.INTERACTIVE)}" if interactive else ""
         cur = await conn.execute(
-            "SELECT count(*) AS n FROM jobs WHERE status = 'QUEUED' AND model = %s", (model,))
+            f"SELECT count(*) AS n FROM jobs WHERE status = 'QUEUED' AND model = %s{only}",
+            (model,))
         row = await cur.fetchone()
         assert row is not None
         return int(row["n"])
@@ -235,7 +257,8 @@ class PostgresJobStore:
                 "attempts = attempts + 1, lease_token = %(token)s, lease_owner = %(owner)s, "
                 "lease_expires_at = stratus_now() + %(lease)s "
                 "WHERE seq = (SELECT seq FROM jobs WHERE status = 'QUEUED' "
-                "AND model = ANY(%(models)s) ORDER BY seq FOR UPDATE SKIP LOCKED LIMIT 1) "
+                "AND model = ANY(%(models)s) ORDER BY priority, seq "
+                "FOR UPDATE SKIP LOCKED LIMIT 1) "
                 f"AND status = 'QUEUED' RETURNING {_COLUMNS}",
                 {"token": token, "owner": worker_id, "lease": self._lease,
                  "models": list(models)})
@@ -314,7 +337,7 @@ class PostgresJobStore:
         async with self._pg.transaction() as conn:
             cur = await conn.execute(
                 "UPDATE jobs SET status = %(status)s, completed_at = stratus_now(), "
-                "expires_at = stratus_now() + %(ttl)s, lease_token = NULL, lease_owner = NULL, "
+                f"expires_at = {_EXPIRES}, lease_token = NULL, lease_owner = NULL, "
                 f"lease_expires_at = NULL{cols} "
                 "WHERE id = %(id)s AND status = 'PROCESSING' AND lease_token = %(token)s "
                 f"RETURNING {_COLUMNS}",
@@ -344,12 +367,13 @@ class PostgresJobStore:
         models: this is for a deployment whose every worker is this process's)."""
         async with self._pg.transaction() as conn:
             cur = await conn.execute(
-                "UPDATE jobs SET status = 'FAILED', error = %s, error_type = %s, "
-                "completed_at = stratus_now(), expires_at = stratus_now() + %s, "
+                "UPDATE jobs SET status = 'FAILED', error = %(error)s, error_type = %(type)s, "
+                f"completed_at = stratus_now(), expires_at = {_EXPIRES}, "
                 "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL "
-                "WHERE status IN ('QUEUED', 'PROCESSING') AND NOT (model = ANY(%s)) "
+                "WHERE status IN ('QUEUED', 'PROCESSING') AND NOT (model = ANY(%(models)s)) "
                 "RETURNING id",
-                (error, ErrorType.ENGINE.value, self._result_ttl, list(models)))
+                {"error": error, "type": ErrorType.ENGINE.value, "ttl": self._result_ttl,
+                 "models": list(models)})
             ids = [row["id"] for row in await cur.fetchall()]
         await self._changed(*ids, ended=True)
         return ids
@@ -372,17 +396,31 @@ class PostgresJobStore:
     async def cancel(self, job_id: str) -> tuple[JobRecord | None, bool]:
         async with self._pg.connection() as conn:  # the update, then the record as it is
             cur = await conn.execute(
-                "UPDATE jobs SET status = 'FAILED', error = 'cancelled', error_type = %s, "
-                "completed_at = stratus_now(), expires_at = stratus_now() + %s, "
+                "UPDATE jobs SET status = 'FAILED', error = 'cancelled', error_type = %(type)s, "
+                f"completed_at = stratus_now(), expires_at = {_EXPIRES}, "
                 "lease_owner = NULL, lease_expires_at = NULL "
-                "WHERE id = %s AND status IN ('QUEUED', 'PROCESSING') "
+                "WHERE id = %(id)s AND status IN ('QUEUED', 'PROCESSING') "
                 "AND (expires_at IS NULL OR expires_at > stratus_now())",
-                (ErrorType.CANCELLED.value, self._result_ttl, job_id))
+                {"type": ErrorType.CANCELLED.value, "ttl": self._result_ttl, "id": job_id})
             changed = cur.rowcount == 1
             record = await _fetch(conn, job_id)
         if changed:
             await self._changed(job_id, ended=True)
         return record, changed
+
+    async def end_queued(self, job_ids: Collection[str], error: str,
+                         error_type: str) -> list[JobRecord]:
+        async with self._pg.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs j SET status = 'FAILED', error = %(error)s, error_type = %(type)s, "
+                f"completed_at = stratus_now(), expires_at = {_EXPIRES} "
+                "WHERE id = ANY(%(ids)s) AND status = 'QUEUED' "
+                f"RETURNING {_COLUMNS}",
+                {"error": error, "type": error_type, "ttl": self._result_ttl,
+                 "ids": list(job_ids)})
+            ended = [_record(row) for row in await cur.fetchall()]
+        await self._changed(*(record.id for record in ended), ended=True)
+        return ended
 
     async def wait_for_change(self, job_id: str, status: Status,
                               timeout: float) -> JobRecord | None:
@@ -415,12 +453,13 @@ class PostgresJobStore:
     async def _sweep(self, conn: Connection) -> SweepReport:
         cur = await conn.execute(
             "UPDATE jobs SET status = 'FAILED', error = 'the worker running this request "
-            "stopped responding ' || attempts || ' times; giving up', error_type = %s, "
-            "completed_at = stratus_now(), expires_at = stratus_now() + %s, "
+            "stopped responding ' || attempts || ' times; giving up', error_type = %(type)s, "
+            f"completed_at = stratus_now(), expires_at = {_EXPIRES}, "
             "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL "
             "WHERE status = 'PROCESSING' AND lease_expires_at < stratus_now() "
-            "AND attempts >= %s RETURNING id",
-            (ErrorType.WORKER_LOST.value, self._result_ttl, self._max_attempts))
+            "AND attempts >= %(attempts)s RETURNING id",
+            {"type": ErrorType.WORKER_LOST.value, "ttl": self._result_ttl,
+             "attempts": self._max_attempts})
         failed = [row["id"] for row in await cur.fetchall()]
         for job_id in failed:
             ended = await _fetch(conn, job_id, expired=True)

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from stratus._sqlite import SqliteDB
@@ -20,6 +20,7 @@ from stratus.store._types import (
     Message,
     Metrics,
     NewJob,
+    Priority,
     QueueFull,
     Status,
     SweepReport,
@@ -47,9 +48,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     error_type TEXT,
     input_tokens INTEGER,
-    handbacks INTEGER NOT NULL DEFAULT 0
+    handbacks INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0,
+    retain REAL,
+    batch_id TEXT,
+    custom_id TEXT
 );
-CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (status, model, seq);
 CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (status, lease_expires_at);
 CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
@@ -63,10 +67,16 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 """
 
 BeforeInsert = Callable[[sqlite3.Connection, float], None]
+# An ended job's expiry: its own retention (a batch's request), else the store's.
+_EXPIRES = "? + COALESCE(retain, ?)"
 _ENDED = (Status.COMPLETED.value, Status.FAILED.value)
 # Expired records (404 to clients) are kept this much longer before they are deleted, so
 # that a settlement pass (every minute) still finds a job whose request was left open.
 KEEP_EXPIRED = 300.0
+_INSERT = (
+    "INSERT INTO jobs (id, account_id, model, requested_model, request, input_tokens, "
+    "created_at, status, error, error_type, completed_at, expires_at, priority, retain, "
+    "batch_id, custom_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -76,6 +86,15 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE jobs ADD COLUMN input_tokens INTEGER")
     if "handbacks" not in columns:
         conn.execute("ALTER TABLE jobs ADD COLUMN handbacks INTEGER NOT NULL DEFAULT 0")
+    if "priority" not in columns:
+        conn.execute("ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+        conn.execute("ALTER TABLE jobs ADD COLUMN retain REAL")
+        conn.execute("ALTER TABLE jobs ADD COLUMN batch_id TEXT")
+        conn.execute("ALTER TABLE jobs ADD COLUMN custom_id TEXT")
+    conn.execute("DROP INDEX IF EXISTS jobs_queue")  # the claim order has a priority now
+    conn.execute("CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (status, model, priority, seq)")
+    conn.execute("CREATE INDEX IF NOT EXISTS jobs_batch ON jobs (batch_id, seq) "
+                 "WHERE batch_id IS NOT NULL")
 
 
 def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> JobRecord:
@@ -83,8 +102,9 @@ def _record(conn: sqlite3.Connection, row: sqlite3.Row) -> JobRecord:
     position = None
     if status is Status.QUEUED:
         position = conn.execute(
-            "SELECT COUNT(*) FROM jobs WHERE status = 'QUEUED' AND model = ? AND seq < ?",
-            (row["model"], row["seq"]),
+            "SELECT COUNT(*) FROM jobs WHERE status = 'QUEUED' AND model = ? "
+            "AND (priority < ? OR (priority = ? AND seq < ?))",
+            (row["model"], row["priority"], row["priority"], row["seq"]),
         ).fetchone()[0] + 1
     return JobRecord(
         id=row["id"],
@@ -155,15 +175,10 @@ class SqliteJobStore:
                 if earlier is None:
                     raise IdempotentReplay(job_id)
                 return earlier, False
-        if job.blocked:  # ends before it runs: FAILED, kept like any ended job
-            state = (Status.FAILED.value, job.blocked, ErrorType.POLICY.value, now,
-                     now + self._result_ttl)
-        else:
-            if job.max_queue is not None:
-                depth = self._queued(conn, job.model)
-                if depth >= job.max_queue:
-                    raise QueueFull(depth)
-            state = (Status.QUEUED.value, None, None, None, None)
+        if not job.blocked and job.max_queue is not None:
+            depth = self._queued(conn, job.model, interactive=True)
+            if depth >= job.max_queue:
+                raise QueueFull(depth)
         if before_insert is not None:
             before_insert(conn, now)
         if job.idempotency_key is not None:
@@ -171,16 +186,34 @@ class SqliteJobStore:
                 "INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?, ?, ?)",
                 (job.account_id, job.idempotency_key, job.body_hash, job.id, now),
             )
-        conn.execute(
-            "INSERT INTO jobs (id, account_id, model, requested_model, request, input_tokens, "
-            "created_at, status, error, error_type, completed_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (job.id, job.account_id, job.model, job.requested_model,
-             json.dumps(job.request, separators=(",", ":")), job.input_tokens, now, *state),
-        )
+        conn.execute(_INSERT, self._row(job, now))
         record = _fetch(conn, job.id, now)
         assert record is not None
         return record, True
+
+    async def submit_many(self, jobs: Sequence[NewJob],
+                          before_insert: BeforeInsert | None = None) -> None:
+        await self._db.write(self._submit_many, jobs, time.time(), before_insert)
+        if any(not job.blocked for job in jobs):
+            self._notify.work_available()
+
+    def _submit_many(self, conn: sqlite3.Connection, jobs: Sequence[NewJob], now: float,
+                     before_insert: BeforeInsert | None) -> None:
+        if before_insert is not None:
+            before_insert(conn, now)
+        conn.executemany(_INSERT, (self._row(job, now) for job in jobs))
+
+    def _row(self, job: NewJob, now: float) -> tuple[Any, ...]:
+        """The values of :data:`_INSERT` for ``job``: QUEUED, or FAILED at once if it is
+        blocked (kept like any ended job)."""
+        if job.blocked:
+            ended: tuple[Any, ...] = (Status.FAILED.value, job.blocked, job.blocked_type, now,
+                                      now + (job.retain or self._result_ttl))
+        else:
+            ended = (Status.QUEUED.value, None, None, None, None)
+        return (job.id, job.account_id, job.model, job.requested_model,
+                json.dumps(job.request, separators=(",", ":")), job.input_tokens, now,
+                *ended, int(job.priority), job.retain, job.batch_id, job.custom_id)
 
     def _idempotent(self, conn: sqlite3.Connection, account_id: str, key: str,
                     now: float) -> tuple[str, str] | None:
@@ -195,9 +228,11 @@ class SqliteJobStore:
         return await self._db.read(self._idempotent, account_id, key, time.time())
 
     @staticmethod
-    def _queued(conn: sqlite3.Connection, model: str) -> int:
+    def _queued(conn: sqlite3.Connection, model: str, interactive: bool = False) -> int:
+        """Jobs of ``model`` waiting (``interactive``: only those ahead of a batch's)."""
+        only = f" AND priority = {int(Priority.INTERACTIVE)}" if interactive else ""
         return conn.execute(
-            "SELECT COUNT(*) FROM jobs WHERE status = 'QUEUED' AND model = ?", (model,),
+            f"SELECT COUNT(*) FROM jobs WHERE status = 'QUEUED' AND model = ?{only}", (model,),
         ).fetchone()[0]
 
     async def queued(self, model: str) -> int:
@@ -231,7 +266,7 @@ class SqliteJobStore:
         marks = ",".join("?" * len(models))
         row = conn.execute(
             f"SELECT id FROM jobs WHERE status = 'QUEUED' AND model IN ({marks}) "
-            "ORDER BY seq LIMIT 1",
+            "ORDER BY priority, seq LIMIT 1",
             models,
         ).fetchone()
         if row is None:
@@ -275,10 +310,10 @@ class SqliteJobStore:
                  fields: dict[str, str], now: float) -> JobRecord | None:
         cols = "".join(f", {name} = ?" for name in fields)
         cur = conn.execute(
-            "UPDATE jobs SET status = ?, completed_at = ?, expires_at = ?, lease_token = NULL, "
-            f"lease_owner = NULL, lease_expires_at = NULL{cols} "
+            f"UPDATE jobs SET status = ?, completed_at = ?, expires_at = {_EXPIRES}, "
+            f"lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL{cols} "
             "WHERE id = ? AND status = 'PROCESSING' AND lease_token = ?",
-            (status.value, now, now + self._result_ttl, *fields.values(), claim.job.id,
+            (status.value, now, now, self._result_ttl, *fields.values(), claim.job.id,
              claim.token),
         )
         return _fetch(conn, claim.job.id, now) if cur.rowcount == 1 else None
@@ -307,9 +342,9 @@ class SqliteJobStore:
         ids = [row["id"] for row in rows]
         conn.executemany(
             "UPDATE jobs SET status = 'FAILED', error = ?, error_type = ?, completed_at = ?, "
-            "expires_at = ?, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL "
-            "WHERE id = ?",
-            [(error, ErrorType.ENGINE.value, now, now + self._result_ttl, job_id)
+            f"expires_at = {_EXPIRES}, lease_token = NULL, lease_owner = NULL, "
+            "lease_expires_at = NULL WHERE id = ?",
+            [(error, ErrorType.ENGINE.value, now, now, self._result_ttl, job_id)
              for job_id in ids])
         return ids
 
@@ -342,12 +377,34 @@ class SqliteJobStore:
                 now: float) -> tuple[JobRecord | None, bool]:
         cur = conn.execute(
             "UPDATE jobs SET status = 'FAILED', error = 'cancelled', error_type = ?, "
-            "completed_at = ?, expires_at = ?, lease_owner = NULL, lease_expires_at = NULL "
-            "WHERE id = ? AND status IN ('QUEUED', 'PROCESSING') "
+            f"completed_at = ?, expires_at = {_EXPIRES}, lease_owner = NULL, "
+            "lease_expires_at = NULL WHERE id = ? AND status IN ('QUEUED', 'PROCESSING') "
             "AND (expires_at IS NULL OR expires_at > ?)",
-            (ErrorType.CANCELLED.value, now, now + self._result_ttl, job_id, now),
+            (ErrorType.CANCELLED.value, now, now, self._result_ttl, job_id, now),
         )
         return _fetch(conn, job_id, now), cur.rowcount == 1
+
+    async def end_queued(self, job_ids: Collection[str], error: str,
+                         error_type: str) -> list[JobRecord]:
+        ended = await self._db.write(self._end_queued, tuple(job_ids), error, error_type,
+                                     time.time())
+        self._notify.job_changed(*(record.id for record in ended), ended=True)
+        return ended
+
+    def _end_queued(self, conn: sqlite3.Connection, job_ids: tuple[str, ...], error: str,
+                    error_type: str, now: float) -> list[JobRecord]:
+        ended = []
+        for job_id in job_ids:
+            cur = conn.execute(
+                "UPDATE jobs SET status = 'FAILED', error = ?, error_type = ?, "
+                f"completed_at = ?, expires_at = {_EXPIRES} "
+                "WHERE id = ? AND status = 'QUEUED'",
+                (error, error_type, now, now, self._result_ttl, job_id))
+            if cur.rowcount == 1:
+                record = _fetch(conn, job_id, now)
+                assert record is not None
+                ended.append(record)
+        return ended
 
     async def wait_for_change(self, job_id: str, status: Status,
                               timeout: float) -> JobRecord | None:
@@ -388,11 +445,11 @@ class SqliteJobStore:
             if row["attempts"] >= self._max_attempts:
                 conn.execute(
                     "UPDATE jobs SET status = 'FAILED', error = ?, error_type = ?, "
-                    "completed_at = ?, expires_at = ?, lease_token = NULL, lease_owner = NULL, "
-                    "lease_expires_at = NULL WHERE id = ?",
+                    f"completed_at = ?, expires_at = {_EXPIRES}, lease_token = NULL, "
+                    "lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
                     (f"the worker running this request stopped responding "
                      f"{row['attempts']} times; giving up",
-                     ErrorType.WORKER_LOST.value, now, now + self._result_ttl, row["id"]),
+                     ErrorType.WORKER_LOST.value, now, now, self._result_ttl, row["id"]),
                 )
                 failed.append(row["id"])
             else:

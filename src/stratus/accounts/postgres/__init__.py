@@ -21,8 +21,10 @@ from stratus.accounts._types import (
     DeliveryAttempt,
     HistoryQuery,
     KeyOptions,
+    LedgerLine,
     Opening,
     RequestEntry,
+    UsageRow,
 )
 from stratus.accounts.postgres import _credits, _keys, _requests, _webhooks
 from stratus.accounts.postgres._requests import close_request, open_request
@@ -82,6 +84,11 @@ class PostgresAccounts:
         async with self._pg.transaction() as conn:
             return await _keys.set_webhook(conn, account_id, url)
 
+    async def ledger(self, account_id: str, limit: int,
+                     before: int | None = None) -> tuple[list[LedgerLine], bool]:
+        async with self._pg.connection() as conn:
+            return await _credits.lines(conn, account_id, limit, before)
+
     # -- requests --------------------------------------------------------------------------
     async def open_request(self, opening: Opening) -> None:
         async with self._pg.transaction() as conn:
@@ -116,6 +123,11 @@ class PostgresAccounts:
                       query: HistoryQuery) -> tuple[list[RequestEntry], bool]:
         async with self._pg.connection() as conn:
             return await _requests.history(conn, account_id, query)
+
+    async def usage(self, account_id: str, since: float,
+                    until: float | None = None) -> list[UsageRow]:
+        async with self._pg.connection() as conn:
+            return await _requests.usage(conn, account_id, since, until)
 
     # -- webhooks --------------------------------------------------------------------------
     async def claim_deliveries(self, now: float, limit: int, lease: float, *,

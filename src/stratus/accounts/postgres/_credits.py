@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from stratus._postgres import Connection
 from stratus.accounts._rules import check_grant
-from stratus.accounts._types import Account, to_usd
+from stratus.accounts._types import Account, LedgerLine, to_usd
 from stratus.accounts.postgres._keys import fetch_account
 from stratus.errors import InsufficientCredits, InvalidRequest
 
@@ -27,6 +27,17 @@ async def ledger(conn: Connection, account_id: str, kind: str, amount: int | Non
         "INSERT INTO credit_ledger (account_id, request_id, kind, amount, balance_after, "
         "note, created_at) SELECT id, %s, %s, %s, balance, %s, stratus_now() FROM accounts "
         "WHERE id = %s", (request_id, kind, amount, note, account_id))
+
+
+async def lines(conn: Connection, account_id: str, limit: int,
+                before: int | None) -> tuple[list[LedgerLine], bool]:
+    cur = await conn.execute(
+        "SELECT seq AS id, account_id, kind, amount, balance_after, note, request_id, "
+        "created_at FROM credit_ledger WHERE account_id = %s "
+        "AND (%s::BIGINT IS NULL OR seq < %s) ORDER BY seq DESC LIMIT %s",
+        (account_id, before, before, limit + 1))
+    rows = await cur.fetchall()
+    return [LedgerLine(**row) for row in rows[:limit]], len(rows) > limit
 
 
 async def add(conn: Connection, name: str, amount: int, note: str) -> Account:

@@ -8,11 +8,12 @@ a second closer, on this node or another, finds it ended and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from stratus._postgres import Connection
 from stratus.accounts._rules import history_filter
-from stratus.accounts._types import HistoryQuery, Opening, RequestEntry, to_nano
+from stratus.accounts._types import HistoryQuery, Opening, RequestEntry, UsageRow, to_nano
 from stratus.accounts.postgres import _credits
 from stratus.store import ErrorType, JobRecord, Metrics
 
@@ -33,6 +34,21 @@ async def open_request(conn: Connection, opening: Opening) -> None:
         "%s, %s, COALESCE(%s, webhook_url) FROM accounts WHERE id = %s",
         (opening.request_id, opening.key_id, opening.model, opening.slug, opening.reserve,
          opening.user_id, opening.webhook_url, opening.account_id))
+
+
+async def open_batch(conn: Connection, openings: Sequence[Opening], note: str) -> None:
+    """Reserve what a batch's requests may cost together, and record each of them (with
+    no webhook: a batch is followed by its own status). All are of one account."""
+    if not openings:
+        return
+    await _credits.reserve(conn, openings[0].account_id, sum(o.reserve for o in openings),
+                           note)
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO requests (id, account_id, key_id, model, slug, status, created_at, "
+            "reserved, user_id) VALUES (%s, %s, %s, %s, %s, 'QUEUED', stratus_now(), %s, %s)",
+            [(o.request_id, o.account_id, o.key_id, o.model, o.slug, o.reserve, o.user_id)
+             for o in openings])
 
 
 async def _lock_open(conn: Connection, request_id: str) -> dict[str, Any] | None:
@@ -116,6 +132,21 @@ async def history(conn: Connection, account_id: str,
         "ORDER BY seq DESC LIMIT %s", (*args, query.limit + 1))
     rows = await cur.fetchall()
     return [_entry(row) for row in rows[: query.limit]], len(rows) > query.limit
+
+
+async def usage(conn: Connection, account_id: str, since: float,
+                until: float | None) -> list[UsageRow]:
+    cur = await conn.execute(
+        "SELECT FLOOR(created_at / 86400)::BIGINT AS day, slug, COUNT(*) AS requests, "
+        "COUNT(*) FILTER (WHERE status = 'COMPLETED') AS completed, "
+        "COUNT(*) FILTER (WHERE status = 'FAILED') AS failed, "
+        "COALESCE(SUM(input_tokens), 0)::BIGINT AS input_tokens, "
+        "COALESCE(SUM(output_tokens), 0)::BIGINT AS output_tokens, "
+        "COALESCE(SUM(cost), 0)::BIGINT AS cost "
+        "FROM requests WHERE account_id = %s AND created_at >= %s "
+        "AND (%s::DOUBLE PRECISION IS NULL OR created_at < %s) "
+        "GROUP BY day, slug ORDER BY day, slug", (account_id, since, until, until))
+    return [UsageRow(**row) for row in await cur.fetchall()]
 
 
 async def sweep(conn: Connection, before: float) -> int:

@@ -18,8 +18,10 @@ from stratus.accounts._types import (
     DeliveryAttempt,
     HistoryQuery,
     KeyOptions,
+    LedgerLine,
     Opening,
     RequestEntry,
+    UsageRow,
 )
 from stratus.accounts.sqlite import _credits, _keys, _requests, _webhooks
 from stratus.accounts.sqlite._schema import SCHEMA, migrate
@@ -69,6 +71,10 @@ class SqliteAccounts:
     async def set_webhook(self, account_id: str, url: str | None) -> Account:
         return await self._db.write(_keys.set_webhook, account_id, url)
 
+    async def ledger(self, account_id: str, limit: int,
+                     before: int | None = None) -> tuple[list[LedgerLine], bool]:
+        return await self._db.read(_credits.lines, account_id, limit, before)
+
     # -- requests --------------------------------------------------------------------------
     async def open_request(self, opening: Opening) -> None:
         await self._db.write(_requests.open_request, opening, time.time())
@@ -95,6 +101,10 @@ class SqliteAccounts:
     async def history(self, account_id: str,
                       query: HistoryQuery) -> tuple[list[RequestEntry], bool]:
         return await self._db.read(_requests.history, account_id, query)
+
+    async def usage(self, account_id: str, since: float,
+                    until: float | None = None) -> list[UsageRow]:
+        return await self._db.read(_requests.usage, account_id, since, until)
 
     # -- webhooks --------------------------------------------------------------------------
     async def claim_deliveries(self, now: float, limit: int, lease: float, *,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from stratus.accounts._rules import check_grant
-from stratus.accounts._types import Account, to_usd
+from stratus.accounts._types import Account, LedgerLine, to_usd
 from stratus.accounts.sqlite._keys import fetch_account
 from stratus.errors import InsufficientCredits, InvalidRequest
 
@@ -23,6 +23,16 @@ def ledger(conn: sqlite3.Connection, account_id: str, kind: str, amount: int | N
         "INSERT INTO credit_ledger (account_id, request_id, kind, amount, balance_after, "
         "note, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (account_id, request_id, kind, amount, balance, note, now))
+
+
+def lines(conn: sqlite3.Connection, account_id: str, limit: int,
+          before: int | None) -> tuple[list[LedgerLine], bool]:
+    rows = conn.execute(
+        "SELECT seq AS id, account_id, kind, amount, balance_after, note, request_id, "
+        "created_at FROM credit_ledger WHERE account_id = ? AND seq < ? "
+        "ORDER BY seq DESC LIMIT ?",
+        (account_id, 2**63 - 1 if before is None else before, limit + 1)).fetchall()
+    return [LedgerLine(**dict(row)) for row in rows[:limit]], len(rows) > limit
 
 
 def add(conn: sqlite3.Connection, name: str, amount: int, note: str, now: float) -> Account:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from stratus.accounts._rules import history_filter
-from stratus.accounts._types import HistoryQuery, Opening, RequestEntry, to_nano
+from stratus.accounts._types import HistoryQuery, Opening, RequestEntry, UsageRow, to_nano
 from stratus.accounts.sqlite import _credits
 from stratus.store import ErrorType, JobRecord, Metrics
 
@@ -25,6 +26,20 @@ def open_request(conn: sqlite3.Connection, opening: Opening, now: float) -> None
         "COALESCE(?, (SELECT webhook_url FROM accounts WHERE id = ?)))",
         (opening.request_id, opening.account_id, opening.key_id, opening.model, opening.slug,
          now, opening.reserve, opening.user_id, opening.webhook_url, opening.account_id))
+
+
+def open_batch(conn: sqlite3.Connection, openings: Sequence[Opening], note: str,
+               now: float) -> None:
+    """Reserve what a batch's requests may cost together, and record each of them (with
+    no webhook: a batch is followed by its own status). All are of one account."""
+    if not openings:
+        return
+    _credits.reserve(conn, openings[0].account_id, sum(o.reserve for o in openings), note)
+    conn.executemany(
+        "INSERT INTO requests (id, account_id, key_id, model, slug, status, created_at, "
+        "reserved, user_id) VALUES (?, ?, ?, ?, ?, 'QUEUED', ?, ?, ?)",
+        [(o.request_id, o.account_id, o.key_id, o.model, o.slug, now, o.reserve, o.user_id)
+         for o in openings])
 
 
 def _open_row(conn: sqlite3.Connection, request_id: str) -> sqlite3.Row | None:
@@ -103,6 +118,19 @@ def history(conn: sqlite3.Connection, account_id: str,
         f"SELECT {_ENTRY_COLUMNS} FROM requests WHERE {where} "
         "ORDER BY seq DESC LIMIT ?", (*args, query.limit + 1)).fetchall()
     return [_entry(row) for row in rows[: query.limit]], len(rows) > query.limit
+
+
+def usage(conn: sqlite3.Connection, account_id: str, since: float,
+          until: float | None) -> list[UsageRow]:
+    rows = conn.execute(
+        "SELECT CAST(created_at / 86400 AS INTEGER) AS day, slug, COUNT(*) AS requests, "
+        "SUM(status = 'COMPLETED') AS completed, SUM(status = 'FAILED') AS failed, "
+        "COALESCE(SUM(input_tokens), 0) AS input_tokens, "
+        "COALESCE(SUM(output_tokens), 0) AS output_tokens, COALESCE(SUM(cost), 0) AS cost "
+        "FROM requests WHERE account_id = ? AND created_at >= ? AND created_at < ? "
+        "GROUP BY day, slug ORDER BY day, slug",
+        (account_id, since, float("inf") if until is None else until))
+    return [UsageRow(**dict(row)) for row in rows]
 
 
 def sweep(conn: sqlite3.Connection, before: float) -> int:

@@ -1,4 +1,5 @@
-"""HTTP routes of the caller's own account: ``/v1/account``, ``/v1/requests`` (history)."""
+"""HTTP routes of the caller's own account: ``/v1/account``, ``/v1/requests`` (history),
+``/v1/usage``."""
 
 from __future__ import annotations
 
@@ -44,3 +45,14 @@ async def history_entry(request_id: str, request: Request, caller: CallerDep) ->
 @router.get("/v1/requests/{request_id}/webhook")
 async def webhook_log(request_id: str, request: Request, caller: CallerDep) -> JSONResponse:
     return JSONResponse(await serving.webhook_log(_runtime(request), caller, request_id))
+
+
+@router.get("/v1/requests/{request_id}/content")
+async def request_content(request_id: str, request: Request, caller: CallerDep) -> JSONResponse:
+    return JSONResponse(await serving.content(_runtime(request), caller, request_id))
+
+
+@router.get("/v1/usage")
+async def usage(request: Request, caller: CallerDep) -> JSONResponse:
+    params = dict(request.query_params)
+    return JSONResponse(await serving.usage(_runtime(request), caller, params))

@@ -1,7 +1,9 @@
-"""The caller's own account and request history: requests in, wire bodies out, no HTTP."""
+"""The caller's own account, request history and usage: requests in, wire bodies out, no HTTP."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +14,7 @@ from stratus.accounts import (
     DeliveryAttempt,
     HistoryQuery,
     RequestEntry,
+    UsageRow,
     to_usd,
 )
 from stratus.errors import InvalidRequest, NotFound
@@ -23,6 +26,8 @@ from stratus.views import iso
 from stratus.webhooks import check_url, webhook_id
 
 MAX_PAGE = 100
+DAY = 86400
+MAX_USAGE_DAYS = 366
 
 
 def credits_body(account: Account) -> dict[str, Any]:
@@ -175,3 +180,82 @@ async def webhook_log(runtime: Runtime, caller: Caller, request_id: str) -> dict
         "status": found.webhook_status or "waiting",  # waiting: the request has not ended
         "attempts": [attempt_body(attempt) for attempt in attempts],
     }
+
+
+async def content(runtime: Runtime, caller: Caller, request_id: str) -> dict[str, Any]:
+    """What the request asked and what it answered, while its job record is kept."""
+    record = await runtime.job_for(caller.account, request_id)
+    return {
+        "request_id": record.id, "status": record.status.value,
+        "model": record.requested_model,
+        "input": _without_image_bytes(record.request),
+        "output": None if record.result is None else record.result.to_dict(),
+        "metrics": None if record.metrics is None else record.metrics.to_dict(),
+        "error": record.error, "expires_at": iso(record.expires_at),
+    }
+
+
+def _without_image_bytes(value: Any) -> Any:
+    """``value`` with each inline image's base64 ``data`` replaced by its size in bytes."""
+    if isinstance(value, list):
+        return [_without_image_bytes(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if value.get("type") == "image" and isinstance(value.get("data"), str):
+        data = value["data"]
+        return {**value, "data": None,
+                "data_bytes": len(data) * 3 // 4 - data[-2:].count("=")}
+    return {name: _without_image_bytes(item) for name, item in value.items()}
+
+
+def usage_days(params: dict[str, str]) -> int:
+    unknown = sorted(set(params) - {"days"})
+    if unknown:
+        raise InvalidRequest(f"unknown query parameter {unknown[0]!r}: use days")
+    try:
+        days = int(params.get("days", "30"))
+    except ValueError:
+        days = 0
+    if not 1 <= days <= MAX_USAGE_DAYS:
+        raise InvalidRequest(f"days must be a whole number from 1 to {MAX_USAGE_DAYS}")
+    return days
+
+
+def _totals(rows: Iterable[UsageRow]) -> dict[str, Any]:
+    rows = list(rows)
+    return {
+        "requests": sum(r.requests for r in rows),
+        "completed": sum(r.completed for r in rows),
+        "failed": sum(r.failed for r in rows),
+        "input_tokens": sum(r.input_tokens for r in rows),
+        "output_tokens": sum(r.output_tokens for r in rows),
+        "cost": to_usd(sum(r.cost for r in rows)),
+    }
+
+
+def _per_model(rows: list[UsageRow]) -> list[dict[str, Any]]:
+    slugs = sorted({row.slug for row in rows})
+    return [{"model": slug, **_totals(r for r in rows if r.slug == slug)} for slug in slugs]
+
+
+def usage_body(rows: list[UsageRow], first_day: int, now: float) -> dict[str, Any]:
+    """The wire report of ``rows``: the span's totals, per model, and per day from
+    ``first_day`` to the day of ``now`` (each day present, with or without requests)."""
+    daily = []
+    for day in range(first_day, int(now // DAY) + 1):
+        of_day = [row for row in rows if row.day == day]
+        date = datetime.fromtimestamp(day * DAY, UTC).date().isoformat()
+        daily.append({"date": date, **_totals(of_day), "models": _per_model(of_day)})
+    return {
+        "object": "usage", "currency": "USD",
+        "since": iso(first_day * DAY), "until": iso(now),
+        "total": _totals(rows), "models": _per_model(rows), "daily": daily,
+    }
+
+
+async def usage(runtime: Runtime, caller: Caller, params: dict[str, str]) -> dict[str, Any]:
+    days = usage_days(params)
+    now = time.time()
+    first_day = int(now // DAY) - days + 1
+    rows = await runtime.accounts.usage(caller.account.id, first_day * DAY, now)
+    return usage_body(rows, first_day, now)

@@ -58,3 +58,9 @@ async def add_credits(name: str, request: Request, admin: AdminDep) -> JSONRespo
 async def set_credits(name: str, request: Request, admin: AdminDep) -> JSONResponse:
     return JSONResponse(await serving.set_credits(_runtime(request), name,
                                                   await _body(request)))
+
+
+@router.get("/accounts/{name}/ledger")
+async def ledger(name: str, request: Request, admin: AdminDep) -> JSONResponse:
+    params = dict(request.query_params)
+    return JSONResponse(await serving.ledger(_runtime(request), name, params))

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from stratus.api._auth import CallerDep
 from stratus.api._body import read_body
-from stratus.api._headers import ended_headers
+from stratus.api._headers import ended_headers, noting_end
 from stratus.api._outcome import refuse_if_failed
 from stratus.api._sse import message_events
 from stratus.api.anthropic import serving
@@ -38,7 +38,8 @@ async def create_message(request: Request, caller: CallerDep) -> Response:
     if normalized.stream:
         refuse_if_failed(record)
         return StreamingResponse(
-            message_events(runtime, record, model, normalized.input_tokens),
+            message_events(runtime, record, model, normalized.input_tokens,
+                           on_end=noting_end(request)),
             media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"})
     record = await runtime.wait_until_ended(record, runtime.config.server.sync_timeout)
     message = serving.message_of(record)

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from stratus.api._auth import CallerDep
 from stratus.api._body import read_body
-from stratus.api._headers import ended_headers
+from stratus.api._headers import ended_headers, noting_end
 from stratus.api._outcome import refuse_if_failed
 from stratus.api.openai import serving
 from stratus.runtime import Runtime
@@ -28,7 +28,7 @@ async def chat_completions(request: Request, caller: CallerDep) -> Response:
     headers = {"x-request-id": record.id}
     if normalized.stream:
         refuse_if_failed(record)
-        return StreamingResponse(serving.chunks(runtime, record, body),
+        return StreamingResponse(serving.chunks(runtime, record, body, noting_end(request)),
                                  media_type="text/event-stream",
                                  headers={**headers, "cache-control": "no-cache"})
     record = await runtime.wait_until_ended(record, runtime.config.server.sync_timeout)

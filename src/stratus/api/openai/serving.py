@@ -10,7 +10,7 @@ from typing import Any
 from stratus.accounts import Caller
 from stratus.admission import Admission, Submission, user_id_of
 from stratus.api._errors import openai_error_body
-from stratus.api._follow import Ended, Text, follow
+from stratus.api._follow import Ended, OnEnd, Text, follow
 from stratus.api._outcome import ended_result, failure_error
 from stratus.engines import OutputFormat
 from stratus.errors import InvalidRequest, NotFound
@@ -121,7 +121,7 @@ def completion(record: JobRecord, model: str) -> dict[str, Any]:
 
 
 async def chunks(runtime: Runtime, record: JobRecord, body: ChatCompletionRequest,
-                 ) -> AsyncIterator[bytes]:
+                 on_end: OnEnd | None = None) -> AsyncIterator[bytes]:
     """``data:`` lines of ``chat.completion.chunk`` objects, then ``data: [DONE]``."""
     base = {"id": f"chatcmpl-{record.id}", "object": "chat.completion.chunk",
             "created": int(record.created_at), "model": body.model}
@@ -133,7 +133,7 @@ async def chunks(runtime: Runtime, record: JobRecord, body: ChatCompletionReques
 
     yield chunk({"role": "assistant", "content": ""})
     try:
-        async for item in follow(runtime, record, cancel_on_exit=True):
+        async for item in follow(runtime, record, cancel_on_exit=True, on_end=on_end):
             if isinstance(item, Text):
                 yield chunk({"content": item.text})
             elif isinstance(item, Ended):

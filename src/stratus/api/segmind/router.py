@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from stratus.accounts import Caller
 from stratus.api._auth import CallerDep
 from stratus.api._body import read_body
-from stratus.api._headers import cost_headers, ended_headers
+from stratus.api._headers import cost_headers, ended_headers, noting_end
 from stratus.api._outcome import refuse_if_failed
 from stratus.api._sse import message_events
 from stratus.api.segmind import serving
@@ -46,7 +46,8 @@ async def run_sync(model: str, request: Request, caller: CallerDep) -> Response:
     if normalized.stream:
         refuse_if_failed(record)
         return StreamingResponse(
-            message_events(runtime, record, model, normalized.input_tokens),
+            message_events(runtime, record, model, normalized.input_tokens,
+                           on_end=noting_end(request)),
             media_type="text/event-stream",
             headers={"x-request-id": record.id, "cache-control": "no-cache"})
     record = await runtime.wait_until_ended(record, runtime.config.server.sync_timeout)
