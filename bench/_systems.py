@@ -98,7 +98,8 @@ def _piece(data: dict) -> tuple[str, int | None]:
     return "", None
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300,
+               poll: float = 0.5) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -108,7 +109,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
                 return
         except httpx.TransportError:
             pass
-        time.sleep(0.5)
+        time.sleep(poll)
     raise RuntimeError(f"{url} not ready")
 
 

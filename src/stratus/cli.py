@@ -48,10 +48,30 @@ def _api(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     models = [m.strip() for m in (args.models or "").split(",") if m.strip()]
-    return _run(args, "worker", models or None)
+    return _run(args, "worker", models or None, args.max_idle)
 
 
-def _run(args: argparse.Namespace, role: Role, serve: list[str] | None = None) -> int:
+def _autoscale(args: argparse.Namespace) -> int:
+    from stratus.autoscale import Limits, Supervisor
+
+    config = _config(args)
+    if not (config.database.url or "").startswith(("postgres://", "postgresql://")):
+        raise ConfigError("`stratus autoscale` starts workers that share a database: set "
+                          "[database] url (or STRATUS_DATABASE_URL) to a postgresql:// URL")
+    if not 0 <= args.min <= args.max or args.max < 1:
+        raise ConfigError(f"--min {args.min} and --max {args.max}: need 0 <= min <= max, "
+                          "max >= 1")
+    models = [m.strip() for m in (args.models or "").split(",") if m.strip()] or None
+    limits = Limits(min=args.min, max=args.max, jobs_per_worker=args.jobs_per_worker,
+                    max_idle=args.max_idle, interval=args.interval)
+    passed = ["--data-dir", str(args.data_dir)] if args.data_dir else []
+    asyncio.run(Supervisor(config, limits, config_path=str(args.config) if args.config else None,
+                           models=models, worker_args=passed + args.worker_args).run())
+    return 0
+
+
+def _run(args: argparse.Namespace, role: Role, serve: list[str] | None = None,
+         max_idle: float | None = None) -> int:
     import uvicorn
 
     from stratus.api import create_app
@@ -60,7 +80,7 @@ def _run(args: argparse.Namespace, role: Role, serve: list[str] | None = None) -
     port = args.port if args.port is not None or role != "worker" else args.default_port
     config = _config(args, host=args.host, port=port,
                      result_ttl=getattr(args, "result_ttl", None))
-    runtime = Runtime.from_config(config, role, serve)
+    runtime = Runtime.from_config(config, role, serve, max_idle)
     if role != "worker":
         asyncio.run(_bootstrap_key(config))
     app = create_app(runtime)
@@ -112,6 +132,7 @@ def _run(args: argparse.Namespace, role: Role, serve: list[str] | None = None) -
         timeout_keep_alive=KEEP_ALIVE,
         access_log=args.access_log and logging_config is None,
     ))
+    runtime.on_idle_exit = lambda: setattr(server, "should_exit", True)
     server.run()
     return 0
 
@@ -160,6 +181,16 @@ async def _with_accounts(config: Config, call: Callable[[Accounts], Awaitable[T]
 
 def _on_accounts(args: argparse.Namespace, call: Callable[[Accounts], Awaitable[T]]) -> T:
     return asyncio.run(_with_accounts(_config(args), call))
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds above 0")
+    return seconds
 
 
 def _usd(value: str) -> float:
@@ -297,7 +328,28 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--models", default=None,
                         help="comma-separated models (slugs or aliases) to serve; "
                         "default: all configured")
+    worker.add_argument("--max-idle", type=_seconds, default=None, metavar="SECONDS",
+                        help="stop (exit 0) after this long with no job run and no model "
+                        "loaded (scale to zero); default: never")
     worker.set_defaults(func=_worker)
+    scale = sub.add_parser(
+        "autoscale", help="start local `stratus worker` processes as the queue calls for "
+        "them, between --min and --max; those beyond --min exit after --max-idle")
+    _add_common(scale)
+    scale.add_argument("--min", type=int, default=0, help="workers always running (default 0)")
+    scale.add_argument("--max", type=int, default=4, help="workers at most (default 4)")
+    scale.add_argument("--max-idle", type=_seconds, default=300.0, metavar="SECONDS",
+                       help="a worker beyond --min exits after this long with nothing to do "
+                       "(default 300)")
+    scale.add_argument("--jobs-per-worker", type=int, default=16,
+                       help="waiting jobs that call for one more worker (default 16)")
+    scale.add_argument("--interval", type=_seconds, default=2.0, metavar="SECONDS",
+                       help="seconds between looks at the queue (default 2)")
+    scale.add_argument("--models", default=None,
+                       help="comma-separated models the workers serve (default: all)")
+    scale.add_argument("worker_args", nargs="*", metavar="-- WORKER ARGS",
+                       help="more arguments for each `stratus worker`, after --")
+    scale.set_defaults(func=_autoscale)
 
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

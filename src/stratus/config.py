@@ -83,6 +83,10 @@ class ModelConfig(_Strict):
     capabilities: Capabilities = Capabilities()
     description: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
+    # eager: loaded when a worker starts; on_demand: when a job for it is claimed (default:
+    # eager for the first model, on_demand for the others)
+    load: Literal["eager", "on_demand"] | None = None
+    idle_unload: float = Field(default=900.0, ge=0)  # on_demand: unloaded idle this long (0: never)
 
     def cost_usd(self, input_tokens: int, output_tokens: int, cached_input: int = 0) -> float:
         """What a request of that many tokens costs at this model's prices; ``cached_input``
@@ -236,8 +240,38 @@ def _default_models() -> tuple[ModelConfig, ...]:
     )
 
 
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _bytes(value: object) -> object:
+    """``2GB``, ``1.5 GiB``, ``800MB`` or a number of bytes."""
+    if not isinstance(value, str):
+        return value
+    found = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", value)
+    unit = found.group(2).lower() if found else ""
+    if found is None or unit not in _UNITS:
+        raise ValueError(f"{value!r} is not a size: write bytes, or a number with a unit "
+                         "(KB, MB, GB, KiB, MiB, GiB)")
+    return int(float(found.group(1)) * _UNITS[unit])
+
+
+class WorkerConfig(_Strict):
+    # the most the models a worker holds loaded may take together (bytes, or "2GB"): an
+    # on_demand model is loaded only after the least recently used idle ones are unloaded
+    # to make room; None: no limit
+    memory_budget: int | None = Field(default=None, gt=0)
+    load_retry: float = Field(default=30.0, gt=0)  # seconds before a failed load is tried again
+
+    @field_validator("memory_budget", mode="before")
+    @classmethod
+    def _size(cls, value: object) -> object:
+        return _bytes(value)
+
+
 class Config(_Strict):
     server: ServerConfig = ServerConfig()
+    worker: WorkerConfig = WorkerConfig()
     webhooks: WebhookConfig = WebhookConfig()
     images: ImagesConfig = ImagesConfig()
     batches: BatchesConfig = BatchesConfig()
@@ -256,6 +290,9 @@ class Config(_Strict):
                 if name in seen:
                     raise ValueError(f"model name {name!r} is used twice")
                 seen.add(name)
+        for i, model in enumerate(self.models):  # the first is eager unless it says not
+            if model.load is None:
+                object.__setattr__(model, "load", "eager" if i == 0 else "on_demand")
         return self
 
 

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -23,14 +23,25 @@ from stratus.models import ModelRegistry, ModelSpec
 from stratus.normalize import Normalized
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
-from stratus.store import JobRecord, JobStore
+from stratus.store import JobRecord, JobStore, Status
 from stratus.store._hints import POLL
 from stratus.streams import LocalTokenStream, TokenStream
 from stratus.telemetry import Telemetry
 from stratus.webhooks import IDLE_CHECK, Dispatcher
-from stratus.worker import Worker
+from stratus.worker import Worker, on_demand
 
 log = logging.getLogger("stratus.runtime")
+
+
+_STATE_ORDER = ("ready", "loading", "unloaded", "cooldown")
+
+
+def _best(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the live workers' reports of one model come to: ready if any is; else loading,
+    else unloaded (a request loads it); else the cooldown that ends first."""
+    return min(reports, key=lambda r: (
+        _STATE_ORDER.index(r.get("state", "cooldown")) if r.get("state") in _STATE_ORDER
+        else len(_STATE_ORDER), r.get("next_probe_at") or 0.0))
 
 
 def may_use(key: ApiKey, model: ModelConfig) -> bool:
@@ -67,6 +78,9 @@ class Runtime:
     draining: bool = field(default=False)
     _drain_deadline: float = 0.0
     _housekeeping: asyncio.Task[None] | None = None
+    _idle_watch: asyncio.Task[None] | None = None
+    # what stops the process once its worker has had nothing to do for max_idle seconds
+    on_idle_exit: Callable[[], None] = lambda: None
     admitter: Admitter = field(init=False)
     batch_admitter: BatchAdmitter = field(init=False)
     batch_keeper: BatchKeeper = field(init=False)
@@ -102,8 +116,10 @@ class Runtime:
 
     @classmethod
     def from_config(cls, config: Config, role: Role = "all",
-                    serve: Collection[str] | None = None) -> Runtime:
-        """The runtime of ``role``; ``serve``: the models a worker runs (default: all)."""
+                    serve: Collection[str] | None = None,
+                    max_idle: float | None = None) -> Runtime:
+        """The runtime of ``role``; ``serve``: the models a worker runs (default: all);
+        ``max_idle``: a worker with nothing to do for that many seconds stops."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
         server = config.server
@@ -128,7 +144,9 @@ class Runtime:
             served = models if serve is None else models.only(serve)
             worker = Worker(database.store, served, lease_seconds=server.lease_seconds,
                             sweep_interval=min(server.sweep_interval, server.lease_seconds / 2),
-                            bus=bus, outcomes=outcomes, policy=policy, telemetry=telemetry)
+                            bus=bus, outcomes=outcomes, policy=policy, telemetry=telemetry,
+                            memory_budget=config.worker.memory_budget,
+                            load_retry=config.worker.load_retry, max_idle=max_idle)
         return cls(config=config, database=database, models=models, worker=worker,
                    outcomes=outcomes, dispatcher=dispatcher, policy=policy, role=role,
                    bus=bus, limiter=backends.rate_limiter(config), telemetry=telemetry)
@@ -136,17 +154,23 @@ class Runtime:
     async def start(self) -> None:
         await self.database.open()
         await self.models.start([] if self.worker is None
-                                else [spec.slug for spec in self.worker.models])
+                                else [spec.slug for spec in self.worker.models
+                                      if not on_demand(spec)])
         if self.role == "all" and not self.database.shared:
             await self._fail_unserved()
         await self.outcomes.reconcile()  # before the first sweep removes any expired job
         if self.worker is not None:
             self.worker.start()
+            self._idle_watch = asyncio.create_task(self._stop_when_idle(self.worker))
         else:
             self._housekeeping = asyncio.create_task(self._housekeep(), name="housekeeping")
         if self.role != "worker":
             self.batch_keeper.start()
         self.dispatcher.start()
+
+    async def _stop_when_idle(self, worker: Worker) -> None:
+        await worker.idle_exit.wait()
+        self.on_idle_exit()
 
     async def _housekeep(self) -> None:
         """What a worker's loop does between claims, for a node without a worker."""
@@ -196,10 +220,11 @@ class Runtime:
         self.begin_drain()
         if self.worker is not None:
             await self.worker.stop(self.grace_left())
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
+        for task in (self._housekeeping, self._idle_watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.batch_keeper.stop()
         await self.dispatcher.stop()
         await self.models.close()
@@ -211,17 +236,28 @@ class Runtime:
         await self.database.close()
 
     async def model_states(self) -> dict[str, dict[str, Any]]:
-        """Each model's state (``ready``, or ``cooldown``): its engine's here; on an API node,
-        what the live workers report (ready if any is)."""
+        """Each model's state (see :class:`stratus.protocol.models.ModelState`): its
+        engine's here; on an API node, what the live workers report (ready if any is), or
+        ``unloaded`` when no live worker serves it."""
         states = {spec.slug: spec.state() for spec in self.models}
         if self.worker is not None:
-            return states
-        for slug, reports in (await self.store.model_health()).items():
-            if slug in states and reports:
-                ready = [r for r in reports if r.get("state") == "ready"]
-                states[slug] = ready[0] if ready else min(
-                    reports, key=lambda r: r.get("next_probe_at") or 0.0)
+            return {**states, **{spec.slug: self.worker.model_state(spec)
+                                 for spec in self.worker.models}}
+        reported = await self.store.model_health()
+        for slug in states:
+            reports = reported.get(slug)
+            states[slug] = _best(reports) if reports else {
+                "state": "unloaded", "next_probe_at": None,
+                "reason": "no live worker serves this model: its requests wait QUEUED until "
+                          "one starts (stratus worker, or stratus autoscale)"}
         return states
+
+    async def queued_model_state(self, record: JobRecord) -> dict[str, Any] | None:
+        """The state of a QUEUED job's model (a job waiting for a load says so); None for
+        any other job."""
+        if record.status is not Status.QUEUED:
+            return None
+        return (await self.model_states()).get(record.model)
 
     @property
     def ready(self) -> bool:

@@ -73,6 +73,12 @@ class Telemetry:
         self.workers = Gauge("stratus_workers", "Live workers serving the model (as they "
                              "report to PostgreSQL; on SQLite this process's own)", ["model"],
                              registry=r)
+        self.cold_starts = Histogram("stratus_cold_start_seconds", "Loads of on-demand "
+                                     "models (the first job after one waits for it)",
+                                     ["model"], buckets=SECONDS, registry=r)
+        self.model_loaded = Gauge("stratus_model_loaded", "1 while the model is loaded in "
+                                  "this worker, 0 while it is not (on demand)", ["model"],
+                                  registry=r)
         self.store_up = Gauge("stratus_store_up", "1 when the last scrape read the shared "
                               "store, 0 when it did not answer in time", registry=r)
         self._input: dict[str, tuple[int, int]] = {}  # model -> (input, cached input)
@@ -116,7 +122,9 @@ class Telemetry:
         if runtime.worker is not None:
             for spec in runtime.worker.models:
                 self.slots.labels(spec.slug, "busy").set(runtime.worker.busy(spec.slug))
-                self.slots.labels(spec.slug, "total").set(spec.engine.capacity())
+                loaded = runtime.worker.residency.claimable(spec.slug)
+                self.slots.labels(spec.slug, "total").set(
+                    spec.engine.capacity() if loaded else 0)
         for model, (seen, cached) in self._input.items():
             self.reuse.labels(model).set(cached / seen if seen else 0.0)
         return generate_latest(self.registry)

@@ -264,7 +264,7 @@ def test_results_and_delete_wait_for_the_end(server: ServerProcess,
         assert [line["custom_id"] for line in lines] == [f"s{i}" for i in range(8)]
 
 
-EXPIRING = SERVER_CONFIG + """
+EXPIRING = SERVER_CONFIG.replace("[server]", "[server]\nsweep_interval = 0.5") + """
 [batches]
 expire_after = 1
 """
@@ -278,7 +278,7 @@ def expiring(make_server) -> Iterator[ServerProcess]:
 def test_requests_not_run_when_the_batch_expires_end_expired(expiring: ServerProcess) -> None:
     client = _sdk(expiring, expiring.key)
     batch = client.messages.batches.create(
-        requests=[_item(f"e{i}", words(10), model="echo-single") for i in range(10)])
+        requests=[_item(f"e{i}", words(20), model="echo-single") for i in range(10)])
     ended = _ended(client, batch.id, timeout=60)
     counts = ended.request_counts
     assert counts.expired > 0

@@ -51,13 +51,6 @@ def registry(delay_ms: float = 0, slots: int = 8, timeout: float = 60) -> ModelR
                           ModelSpec(broken, BrokenEngine())])
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    db = SqliteDB(tmp_path / "w.db")
-    yield SqliteJobStore(db, lease_seconds=1, max_attempts=3)
-    db.close()
-
-
 def request(text: str, max_tokens: int = 100) -> dict:
     return GenerationRequest(
         messages=({"role": "user", "parts": ({"text": text},)},), max_tokens=max_tokens,

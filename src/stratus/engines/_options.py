@@ -14,6 +14,9 @@ class EngineOptions(BaseModel):
 
 class EchoOptions(EngineOptions):
     delay_ms: float = Field(default=0.0, ge=0)  # a delay per output token
+    load_ms: float = Field(default=0.0, ge=0)  # how long a load takes (a model loaded on demand)
+    memory_mb: float = Field(default=0.0, ge=0)  # what it holds loaded, for a memory budget
+    fail_load: bool = False  # every load fails (to see a model that cannot load)
 
 
 class LlamaCppOptions(EngineOptions):

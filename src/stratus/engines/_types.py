@@ -216,6 +216,21 @@ class Engine(Protocol):
 
     async def close(self) -> None: ...
 
+    async def load(self) -> None:
+        """After ``start(generate=False)``: load what generating needs (a model loaded on
+        demand). Raises if it cannot."""
+        ...
+
+    async def unload(self) -> None:
+        """Release what generating needs (its memory), keeping what counting tokens needs.
+        Called only while nothing runs on it."""
+        ...
+
+    def memory_bytes(self) -> int:
+        """What the model holds loaded, as a worker's memory budget counts it (0: nothing to
+        speak of, as for a remote engine)."""
+        ...
+
     def capacity(self) -> int:
         """How many requests it may run at once now (0 while it can take none)."""
         ...

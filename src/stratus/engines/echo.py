@@ -48,12 +48,28 @@ class EchoEngine:
             assert isinstance(options, EchoOptions)
         self.delay = options.delay_ms / 1000.0
         self.slots = slots
+        self._options = options
+        self.loaded = True  # until started without generating
+        self.loads = 0  # loads that succeeded, for tests
 
     async def start(self, generate: bool = True) -> None:
-        return None
+        self.loaded = generate
 
     async def close(self) -> None:
-        return None
+        self.loaded = False
+
+    async def load(self) -> None:
+        await asyncio.sleep(self._options.load_ms / 1000.0)
+        if self._options.fail_load:
+            raise RuntimeError("the echo model is configured to fail its load (fail_load)")
+        self.loaded = True
+        self.loads += 1
+
+    async def unload(self) -> None:
+        self.loaded = False
+
+    def memory_bytes(self) -> int:
+        return int(self._options.memory_mb * 2**20)
 
     def capacity(self) -> int:
         return self.slots
@@ -78,6 +94,8 @@ class EchoEngine:
         return 0  # a word may be of any length
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
+        if not self.loaded:
+            raise RuntimeError("the echo model is not loaded")
         input_tokens = self._count(request)
         last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
         words = _words(last_user.text) if last_user else []

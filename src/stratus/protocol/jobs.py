@@ -27,6 +27,8 @@ class StatusResponse(BaseModel):
     completed_at: str | None = None
     error: str | None = None
     error_type: str | None = None
+    loading: bool | None = None  # QUEUED while its model loads (a cold start)
+    estimated_start: str | None = None  # when the load should end, if known
 
 
 class Metrics(BaseModel):
@@ -38,6 +40,7 @@ class Metrics(BaseModel):
     output_tokens: int
     output_tokens_per_s: float | None
     cost: float
+    cold_start_ms: float | None = None  # the model's load, on the job that waited for it
 
 
 class ResultResponse(BaseModel):

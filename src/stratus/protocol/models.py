@@ -10,12 +10,15 @@ from pydantic import BaseModel
 
 
 class ModelState(BaseModel):
-    """``ready``, or ``cooldown``: its upstream kept failing, its requests wait QUEUED and a
-    probe asks again at ``next_probe_at`` (epoch seconds)."""
+    """``ready``; ``unloaded`` (an on-demand model: the next request loads it); ``loading``
+    (its requests wait QUEUED, until about ``estimated_ready_at`` when a load was timed
+    before); or ``cooldown``: its upstream kept failing, or its load failed, its requests
+    wait QUEUED and it is tried again at ``next_probe_at`` (epoch seconds)."""
 
-    state: Literal["ready", "cooldown"]
+    state: Literal["ready", "unloaded", "loading", "cooldown"]
     reason: str | None = None
     next_probe_at: float | None = None
+    estimated_ready_at: float | None = None
 
 
 class ModelCard(BaseModel):

@@ -51,9 +51,13 @@ class Metrics:
     output_tokens: int = 0
     output_tokens_per_s: float | None = None
     cost: float = 0.0
+    cold_start_ms: float | None = None  # the model's load, on the job that waited for it
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _METRICS}
+        data = {name: getattr(self, name) for name in _METRICS}
+        if self.cold_start_ms is None:
+            del data["cold_start_ms"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Metrics:

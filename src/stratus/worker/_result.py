@@ -31,9 +31,11 @@ def message_body(job_id: str, text: str, finished: Finished, model: str,
 
 
 def metrics(model: ModelConfig, input_tokens: int, output_tokens: int, queue_s: float,
-            inference_s: float, first_token_s: float, cached_input: int = 0) -> Metrics:
+            inference_s: float, first_token_s: float, cached_input: int = 0,
+            cold_start_ms: float | None = None) -> Metrics:
     """``ttft_ms``: from the start of inference to the first text (queue time excluded);
-    ``cached_input``: input tokens read from the prompt cache."""
+    ``cached_input``: input tokens read from the prompt cache; ``cold_start_ms``: the load
+    of the model this job waited for (in its queue time)."""
     return Metrics(
         queue_ms=round(queue_s * 1000, 3),
         inference_ms=round(inference_s * 1000, 3),
@@ -43,4 +45,5 @@ def metrics(model: ModelConfig, input_tokens: int, output_tokens: int, queue_s: 
         output_tokens=output_tokens,
         output_tokens_per_s=round(output_tokens / inference_s, 3) if inference_s > 0 else None,
         cost=model.cost_usd(input_tokens, output_tokens, cached_input),
+        cold_start_ms=None if cold_start_ms is None else round(cold_start_ms, 3),
     )

@@ -6,6 +6,11 @@ cancel (or a lost lease) at once, through the store's change notification. Per m
 as many jobs run at a time as its engine's capacity (the model's ``batch_slots``, an
 upstream's ``max_concurrency``, none while an upstream cools down), all handed to the engine
 together so it can batch them.
+
+Models loaded on demand are loaded and unloaded as :mod:`stratus.worker._residency` decides:
+the worker looks at the queue of the unloaded ones, carries out its plan (loads and unloads
+run as tasks beside the loop) and claims only for loaded models. With ``max_idle``, a worker
+that has run and loaded nothing for that long stops (``idle_exit``): it holds no job then.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from stratus.engines import (
     TextDelta,
     ToolCall,
 )
+from stratus.errors import describe
 from stratus.models import ModelRegistry, ModelSpec
 from stratus.outcomes import Outcomes
 from stratus.policy import ContentPolicy
@@ -33,6 +39,7 @@ from stratus.store import Claim, ErrorType, JobRecord, JobStore, Metrics, Status
 from stratus.streams import LocalTokenStream, TokenStream
 from stratus.telemetry import Telemetry
 from stratus.worker._events import Busy, Completed, Failed, Lost, Outcome, Released
+from stratus.worker._residency import Plan, Residency, Resident
 from stratus.worker._result import message_body, metrics
 
 log = logging.getLogger("stratus.worker")
@@ -41,6 +48,12 @@ MAX_HANDBACKS = 20  # a job a busy engine handed back this often fails
 
 
 COOLDOWN_LOOK = 1.0  # seconds between looks at an engine that takes nothing, at most
+QUEUE_LOOK = 0.25  # seconds between looks at the queue of unloaded models while busy
+
+
+def on_demand(spec: ModelSpec) -> bool:
+    """Loaded when its jobs come, not at start (a remote engine holds no model here)."""
+    return spec.config.load == "on_demand" and not spec.remote
 
 
 def _until_probe(spec: ModelSpec) -> float:
@@ -56,9 +69,11 @@ class PolicyBlocked(Exception):
 class _Progress:
     """How far a generation got: its metrics when it ends, or when it is stopped."""
 
-    def __init__(self, spec: ModelSpec, queued_for: float) -> None:
+    def __init__(self, spec: ModelSpec, queued_for: float,
+                 cold_start_ms: float | None = None) -> None:
         self.config = spec.config
         self.queued_for = queued_for
+        self.cold_start_ms = cold_start_ms
         self.started = time.time()
         self.first_token: float | None = None
         self.input_tokens = 0
@@ -74,7 +89,7 @@ class _Progress:
         now = time.time()
         return metrics(self.config, self.input_tokens, self.output_tokens, self.queued_for,
                        now - self.started, (self.first_token or now) - self.started,
-                       self.cached_input)
+                       self.cached_input, self.cold_start_ms)
 
 
 class Worker:
@@ -83,9 +98,12 @@ class Worker:
                  bus: TokenStream | None = None, outcomes: Outcomes | None = None,
                  policy: ContentPolicy | None = None,
                  max_handbacks: int = MAX_HANDBACKS,
-                 telemetry: Telemetry | None = None) -> None:
+                 telemetry: Telemetry | None = None, memory_budget: int | None = None,
+                 load_retry: float = 30.0, max_idle: float | None = None) -> None:
         """``max_handbacks``: how many times a job may be handed back by a busy engine before
-        it fails."""
+        it fails. ``memory_budget`` (bytes): what the loaded models may hold together;
+        ``load_retry``: seconds before a failed load is tried again; ``max_idle``: seconds
+        with nothing run or loaded after which the worker stops."""
         self.id = worker_id or "worker-" + uuid.uuid4().hex[:12]
         self._bus: TokenStream = bus or LocalTokenStream()
         self._store = store
@@ -105,6 +123,17 @@ class Worker:
         self._paused: dict[str, float] = {}  # model -> monotonic time its engine is busy until
         self._reported: dict[str, dict[str, Any]] | None = None
         self._next_report = 0.0
+        self._residency = Residency.of(
+            [Resident(spec.slug, on_demand=on_demand(spec), size=0,
+                      idle_unload=spec.config.idle_unload,
+                      state="unloaded" if on_demand(spec) else "loaded") for spec in models],
+            budget=memory_budget, load_retry=load_retry)
+        self._changing: set[asyncio.Task[None]] = set()  # loads and unloads under way
+        self._queued: set[str] = set()  # unloaded models with jobs waiting, as last looked
+        self._next_look = 0.0
+        self._max_idle = max_idle
+        self._last_active = time.monotonic()
+        self.idle_exit = asyncio.Event()  # set when max_idle has passed with nothing to do
 
     @property
     def models(self) -> ModelRegistry:
@@ -123,8 +152,41 @@ class Worker:
         """Jobs of model ``slug`` running here now."""
         return self._inflight.get(slug, 0)
 
+    @property
+    def residency(self) -> Residency:
+        return self._residency
+
     def start(self) -> None:
+        """Once the models are started (on-demand ones with their tokenizers only)."""
+        for spec in self._models:
+            self._residency.residents[spec.slug].size = spec.engine.memory_bytes()
+            if self._telemetry is not None:
+                self._telemetry.model_loaded.labels(spec.slug).set(
+                    int(self._residency.claimable(spec.slug)))
+        self._last_active = time.monotonic()
         self._loop_task = asyncio.create_task(self._loop(), name=f"{self.id}-loop")
+
+    def model_state(self, spec: ModelSpec) -> dict[str, Any]:
+        """The model's state here: its engine's (ready, or an upstream's cooldown), or where
+        its load stands (unloaded, loading, a failed load's cooldown)."""
+        state = spec.state()
+        resident = self._residency.residents.get(spec.slug)
+        if state["state"] != "ready" or resident is None:
+            return state
+        if resident.state in ("unloaded", "unloading"):
+            return {"state": "unloaded", "reason": None, "next_probe_at": None}
+        if resident.state == "loading":
+            took = resident.load_seconds
+            ready_at = None if took is None else round(
+                time.time() + max(resident.since + took - time.monotonic(), 0.0), 3)
+            return {"state": "loading", "reason": None, "next_probe_at": None,
+                    "estimated_ready_at": ready_at}
+        if resident.state == "failed":
+            retry = time.time() + max(
+                resident.since + self._residency.load_retry - time.monotonic(), 0.0)
+            return {"state": "cooldown", "reason": f"the model failed to load: {resident.error}",
+                    "next_probe_at": round(retry, 3)}
+        return state
 
     def drain(self) -> None:
         """Stop claiming new jobs; running ones go on."""
@@ -142,6 +204,8 @@ class Worker:
         self.drain()
         if self._loop_task is not None:
             await self._loop_task
+        if self._changing:  # a load under way ends before its engine may be closed
+            await asyncio.gather(*self._changing, return_exceptions=True)
         tasks = list(self._running.values())
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
@@ -155,7 +219,7 @@ class Worker:
 
     async def _report(self) -> None:
         """Tell processes without engines (API nodes) what this worker's engines say."""
-        health = {spec.slug: spec.state() for spec in self._models}
+        health = {spec.slug: self.model_state(spec) for spec in self._models}
         now = time.monotonic()
         if health != self._reported or now >= self._next_report:
             await self._store.report_health(self.id, health)
@@ -165,6 +229,7 @@ class Worker:
         next_sweep = 0.0
         while not self._draining:
             try:
+                self._slot_freed.clear()  # what sets it from here on wakes the wait below
                 await self._report()
                 now = time.monotonic()
                 if now >= next_sweep:
@@ -174,12 +239,25 @@ class Worker:
                     await self._count_swept(report.failed)
                     next_sweep = now + self._sweep_interval
                 wait = max(next_sweep - time.monotonic(), 0.0)
+                plan = await self._keep_models()
+                if plan.wake_in is not None:
+                    wait = min(wait, plan.wake_in)
                 now = time.monotonic()
+                if self._max_idle is not None:
+                    idle = self._idle_for(now)
+                    if idle >= self._max_idle:
+                        log.info("worker %s stops: nothing to do for %g s", self.id, idle)
+                        self.idle_exit.set()
+                        return
+                    if idle >= 0:
+                        wait = min(wait, self._max_idle - idle)
                 paused = [until for until in self._paused.values() if until > now]
                 if paused:  # look again when the first busy engine may take work
                     wait = min(wait, min(paused) - now)
                 free = []
                 for spec in self._models:
+                    if not self._residency.claimable(spec.slug) or spec.slug in plan.hold:
+                        continue
                     capacity = spec.engine.capacity()
                     if capacity == 0:  # an upstream cooling down: look again at its probe
                         wait = min(wait, _until_probe(spec))
@@ -187,41 +265,143 @@ class Worker:
                           and self._paused.get(spec.slug, 0.0) <= now):
                         free.append(spec.slug)
                 if not free:
-                    self._slot_freed.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._slot_freed.wait(), wait)
+                    await self._wait(wait, work=bool(self._residency.unloaded_with_demand()))
                     continue
                 claim = await self._store.claim(free, self.id)
                 if claim is None:
-                    await self._store.wait_for_work(wait)
+                    self._next_look = 0.0  # nothing to claim: look at the unloaded ones too
+                    await self._wait(wait, work=True)
                     continue
                 self._launch(claim)
             except Exception:
                 log.exception("worker loop error; retrying in 1 s")
                 await asyncio.sleep(1.0)
 
+    async def _wait(self, timeout: float, *, work: bool) -> None:
+        """Until a slot frees (or a model is loaded or unloaded), ``timeout`` passes or, with
+        ``work``, a job may have been queued."""
+        waits = [asyncio.ensure_future(self._slot_freed.wait())]
+        if work:
+            waits.append(asyncio.ensure_future(self._store.wait_for_work(timeout)))
+        try:
+            done, _ = await asyncio.wait(waits, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        if work and len(waits) > 1 and waits[1] in done:
+            self._next_look = 0.0  # a job came: is it for a model not loaded?
+
+    def _idle_for(self, now: float) -> float:
+        """Seconds with nothing run, loaded or unloaded (-1: something is under way)."""
+        if self._running or self._changing:
+            return -1.0
+        return now - self._last_active
+
+    # -- models loaded on demand -----------------------------------------------------------
+
+    async def _keep_models(self) -> Plan:
+        """Look at the queue of the unloaded on-demand models (when idle, woken by a new
+        job, or every ``QUEUE_LOOK`` s) and start the loads and unloads the plan says."""
+        now = time.monotonic()
+        unloaded = self._residency.unloaded_with_demand()
+        if not unloaded:
+            self._queued = set()
+        elif now >= self._next_look:
+            stats = await self._store.queue_stats()
+            self._queued = {slug for slug in unloaded if stats.get(slug, (0, 0.0))[0] > 0}
+            self._next_look = now + QUEUE_LOOK
+        plan = self._residency.plan(self._queued, self._inflight, now)
+        for slug in plan.unload:
+            self._change(slug, load=False)
+        for slug in plan.load:
+            self._change(slug, load=True)
+        return plan
+
+    def _change(self, slug: str, *, load: bool) -> None:
+        spec = self._models.resolve(slug)
+        if load:
+            self._residency.loading(slug, time.monotonic())
+        else:
+            self._residency.unloading(slug, time.monotonic())
+        task = asyncio.create_task(self._load(spec) if load else self._unload(spec),
+                                   name=f"{'load' if load else 'unload'}-{slug}")
+        self._changing.add(task)
+        task.add_done_callback(self._changing.discard)
+
+    async def _load(self, spec: ModelSpec) -> None:
+        slug = spec.slug
+        try:
+            await spec.engine.load()
+        except Exception as exc:
+            log.exception("model %s failed to load", slug)
+            self._residency.failed(slug, describe(exc), time.monotonic())
+            await self._fail_one(spec, describe(exc))
+        else:
+            self._residency.loaded(slug, time.monotonic())
+            took = self._residency.residents[slug].load_seconds or 0.0
+            log.info("model %s loaded on demand in %.2f s", slug, took)
+            if self._telemetry is not None:
+                self._telemetry.cold_starts.labels(slug).observe(took)
+                self._telemetry.model_loaded.labels(slug).set(1)
+        finally:
+            self._last_active = time.monotonic()
+            self._slot_freed.set()
+
+    async def _unload(self, spec: ModelSpec) -> None:
+        slug = spec.slug
+        try:
+            await spec.engine.unload()
+        except Exception:
+            log.exception("model %s could not be unloaded; it stays loaded", slug)
+            self._residency.restore(slug, time.monotonic())
+        else:
+            self._residency.unloaded(slug, time.monotonic())
+            log.info("model %s unloaded", slug)
+            if self._telemetry is not None:
+                self._telemetry.model_loaded.labels(slug).set(0)
+        finally:
+            self._last_active = time.monotonic()
+            self._slot_freed.set()
+
+    async def _fail_one(self, spec: ModelSpec, error: str) -> None:
+        """A model that cannot load fails the job that asked for it (the others wait)."""
+        claim = await self._store.claim([spec.slug], self.id)
+        if claim is None:
+            return
+        ended = await self._store.fail(
+            claim, f"model {spec.slug!r} could not be loaded: {error}; it is tried again in "
+                   f"{self._residency.load_retry:g} s", ErrorType.ENGINE)
+        await self._count(claim, ended, None)
+        if ended is not None and self._outcomes is not None:
+            await self._outcomes.worker_ended(ended)
+
     def _launch(self, claim: Claim) -> None:
         job_id, slug = claim.job.id, claim.job.model
         self._inflight[slug] = self._inflight.get(slug, 0) + 1
-        task = asyncio.create_task(self._run(claim), name=f"job-{job_id}")
+        self._residency.used(slug, time.monotonic())
+        cold = self._residency.take_cold_start(slug)
+        task = asyncio.create_task(self._run(claim, cold), name=f"job-{job_id}")
         self._running[job_id] = task
 
         def done(_: asyncio.Task[Outcome]) -> None:
             self._running.pop(job_id, None)
             self._inflight[slug] -= 1
+            self._last_active = time.monotonic()
+            self._residency.used(slug, self._last_active)
             self._slot_freed.set()
 
         task.add_done_callback(done)
 
     # -- running one job -------------------------------------------------------------------
 
-    async def _run(self, claim: Claim) -> Outcome:
+    async def _run(self, claim: Claim, cold_start_ms: float | None = None) -> Outcome:
         job_id, attempt = claim.job.id, claim.token
         await self._bus.start(job_id, attempt)
         try:
             if self._outcomes is not None:
                 await self._outcomes.started(claim.job)
-            outcome = await self._attempt(claim)
+            outcome = await self._attempt(claim, cold_start_ms)
             ended: JobRecord | None = None
             if isinstance(outcome, Completed):
                 ended = await self._store.complete(claim, outcome.result, outcome.metrics)
@@ -271,7 +451,7 @@ class Worker:
             if record is not None:
                 self._telemetry.record_ended(record)
 
-    async def _attempt(self, claim: Claim) -> Outcome:
+    async def _attempt(self, claim: Claim, cold_start_ms: float | None = None) -> Outcome:
         job = claim.job
         try:
             spec = self._models.resolve(job.model)
@@ -279,7 +459,7 @@ class Worker:
         except Exception as exc:
             return Failed(f"this server cannot run the request: {exc}", ErrorType.ENGINE)
         queued_for = (job.started_at or job.created_at) - job.created_at
-        progress = _Progress(spec, queued_for)
+        progress = _Progress(spec, queued_for, cold_start_ms)
         generation = asyncio.create_task(
             self._generate(job.id, spec, request, job.requested_model, progress,
                            claim.token))

@@ -164,7 +164,8 @@ def test_a_failing_upstream_cools_down_and_its_jobs_wait_queued(
     # the model list and /ready said so, while the job waited in the queue
     assert ("cooldown", "cooldown", "QUEUED") in states
     assert states[-1][2] == "COMPLETED"  # a probe found it answering again
-    assert card["status"] == {"state": "ready", "reason": None, "next_probe_at": None}
+    assert card["status"] == {"state": "ready", "reason": None, "next_probe_at": None,
+                              "estimated_ready_at": None}
     assert '"after the storm"' in result["output"]
 
 

@@ -70,7 +70,8 @@ async def status(request_id: str, request: Request, caller: CallerDep,
     timeout = serving.parse_wait(wait)
     record = await runtime.job_for(caller.account, request_id)
     record = await runtime.wait_for_change(record, timeout)
-    return JSONResponse(serving.status_body(record), status_code=serving.status_code_of(record),
+    body = serving.status_body(record, await runtime.queued_model_state(record))
+    return JSONResponse(body, status_code=serving.status_code_of(record),
                         headers=cost_headers(record))
 
 
@@ -91,8 +92,9 @@ async def stream(request_id: str, request: Request, caller: CallerDep) -> Respon
 
 @router.get("/v2/requests/{request_id}")
 async def result(request_id: str, request: Request, caller: CallerDep) -> JSONResponse:
-    record = await _runtime(request).job_for(caller.account, request_id)
-    code, body = serving.result_body(record)
+    runtime = _runtime(request)
+    record = await runtime.job_for(caller.account, request_id)
+    code, body = serving.result_body(record, await runtime.queued_model_state(record))
     return JSONResponse(body, status_code=code, headers=cost_headers(record))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from stratus.accounts import Caller
@@ -75,7 +76,10 @@ def status_code_of(record: JobRecord) -> int:
     return 422 if record.status is Status.FAILED else 200
 
 
-def result_body(record: JobRecord) -> tuple[int, dict[str, Any]]:
+def result_body(record: JobRecord,
+                model_state: Mapping[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    """``model_state``: the state of the job's model, for a QUEUED job (see
+    :func:`stratus.views.status_body`)."""
     if record.status is Status.COMPLETED:
         assert record.result is not None and record.metrics is not None
         return 200, ResultResponse(
@@ -83,10 +87,11 @@ def result_body(record: JobRecord) -> tuple[int, dict[str, Any]]:
             status="COMPLETED",
             output=json.dumps(record.result.to_dict()),
             metrics=record.metrics.to_dict(),
-        ).model_dump()
+        ).model_dump(exclude={"metrics": {"cold_start_ms"}}
+                     if record.metrics.cold_start_ms is None else None)
     if record.status is Status.FAILED:
         return 422, status_body(record)
-    return 202, status_body(record)
+    return 202, status_body(record, model_state)
 
 
 def parse_wait(raw: str | None) -> float:

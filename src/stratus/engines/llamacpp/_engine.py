@@ -105,7 +105,9 @@ class LlamaCppEngine:
         self._format_name = options.chat_format
         self._seed = options.seed
         self._reuse = options.prompt_reuse
-        self._native: Native | None = None
+        self._native: Native | None = None  # what tokenizes (the model itself, if eager)
+        self._model: Native | None = None  # what generates, while loaded
+        self._path: Path | None = None
         self._format: ChatFormat | None = None
         self._scheduler: Scheduler | None = None
         # prompts are tokenized on a thread of their own, never queued behind other work
@@ -120,31 +122,74 @@ class LlamaCppEngine:
 
     async def start(self, generate: bool = True) -> None:
         await asyncio.to_thread(self._load, generate)
-        if not generate:
-            return
+        if generate:
+            self._start_thread()
+
+    async def load(self) -> None:
+        """The weights and the context, beside the tokenizer loaded at start."""
+        if self._thread is None:
+            await asyncio.to_thread(self._load_model)
+            self._start_thread()
+
+    async def unload(self) -> None:
+        """Stop the engine thread and free the weights, the context and its KV cache; the
+        tokenizer stays, for counting."""
+        if self._model is self._native and self._model is not None:
+            raise EngineError(f"model {self.config.slug!r} was loaded at start (eager): it "
+                              "is not unloaded")
+        await self._stop_thread()
+        model, self._model, self._scheduler = self._model, None, None
+        if model is not None:
+            await asyncio.to_thread(model.close)
+            log.info("unloaded %s", self.config.slug)
+
+    def memory_bytes(self) -> int:
+        return self._path.stat().st_size if self._path is not None else 0
+
+    def _start_thread(self) -> None:
         self._running = True
         self._thread = threading.Thread(target=self._loop, name=f"engine-{self.config.slug}",
                                         daemon=True)
         self._thread.start()
 
+    async def _stop_thread(self) -> None:
+        with self._wake:
+            self._running = False
+            self._wake.notify_all()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.to_thread(thread.join)
+
     def _load(self, generate: bool) -> None:
-        path = resolve(self.config.weights or "", self._data_dir)
-        native = Native(path, slots=self.config.batch_slots,
-                        context_length=self.config.context_length, chunk=self._chunk,
-                        threads=self._threads, generate=generate)
+        path = self._path = resolve(self.config.weights or "", self._data_dir)
+        native = self._open(path, generate)
         self._native = native
         self._format = self._chat_format(native)
         if self.config.capabilities.tools and not getattr(self._format, "knows_tools", False):
             raise EngineError(f"model {self.config.slug!r} has capabilities.tools but its "
                               "chat template has no tool format: set tools = false")
         if generate:
-            self._scheduler = Scheduler(LlamaBackend(native, self._lock, self._seed),
-                                        slots=self.config.batch_slots, chunk=self._chunk,
-                                        capacity=native.capacity, reuse=self._reuse)
-            log.info("loaded %s from %s (%d slots x %d tokens, %d threads)", self.config.slug,
-                     path, self.config.batch_slots, self.config.context_length, self._threads)
+            self._serve(native)
         else:
             log.info("loaded the tokenizer of %s from %s", self.config.slug, path)
+
+    def _load_model(self) -> None:
+        assert self._path is not None, "engine not started"
+        self._serve(self._open(self._path, True))
+
+    def _open(self, path: Path, generate: bool) -> Native:
+        return Native(path, slots=self.config.batch_slots,
+                      context_length=self.config.context_length, chunk=self._chunk,
+                      threads=self._threads, generate=generate)
+
+    def _serve(self, model: Native) -> None:
+        self._model = model
+        self._scheduler = Scheduler(LlamaBackend(model, self._lock, self._seed),
+                                    slots=self.config.batch_slots, chunk=self._chunk,
+                                    capacity=model.capacity, reuse=self._reuse)
+        log.info("loaded %s from %s (%d slots x %d tokens, %d threads)", self.config.slug,
+                 self._path, self.config.batch_slots, self.config.context_length,
+                 self._threads)
 
     def _chat_format(self, native: Native) -> ChatFormat:
         name = self._format_name
@@ -157,14 +202,11 @@ class LlamaCppEngine:
         return TemplateFormat(template, native.bos_piece(), native.eos_piece())
 
     async def close(self) -> None:
-        with self._wake:
-            self._running = False
-            self._wake.notify_all()
-        if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
+        await self._stop_thread()
         self._tokenizer.shutdown(wait=False, cancel_futures=True)
-        if self._native is not None:
-            self._native.close()
+        for native in {id(n): n for n in (self._model, self._native) if n is not None}.values():
+            native.close()
+        self._model = self._native = None
 
     def capacity(self) -> int:
         return self.config.batch_slots

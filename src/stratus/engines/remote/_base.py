@@ -127,6 +127,15 @@ class RemoteEngine(ABC):
     async def close(self) -> None:
         await self.upstream.close()
 
+    async def load(self) -> None:
+        return None  # the upstream holds the model
+
+    async def unload(self) -> None:
+        return None
+
+    def memory_bytes(self) -> int:
+        return 0
+
     def capacity(self) -> int:
         return self.upstream.capacity()
 

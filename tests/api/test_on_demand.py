@@ -1,0 +1,58 @@
+"""A model loaded on demand, seen from the API: a job waiting for the load says so in its
+status (with when it should start, once a load has been timed), the model list shows the
+model's state, and /metrics counts the cold starts."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import eventually, user
+from tests.test_telemetry import scrape, value
+
+CONFIG = """
+[[models]]
+slug = "echo"
+
+[[models]]
+slug = "echo-lazy"
+idle_unload = 1
+[models.options]
+load_ms = 400
+"""
+
+
+def _state(client, model: str) -> str:
+    return client.get(f"/v1/models/{model}").json()["status"]["state"]
+
+
+def test_a_job_waiting_for_its_model_to_load_says_so(make_server) -> None:
+    server = make_server(CONFIG)
+    with server.client() as client:
+        assert _state(client, "echo") == "ready"  # the first model is loaded at start
+        assert _state(client, "echo-lazy") == "unloaded"
+        rid = client.post("/v2/echo-lazy", json=user("wake up")).json()["request_id"]
+        seen: list[dict] = []
+
+        def loading() -> bool:
+            seen.append(client.get(f"/v2/requests/{rid}/status").json())
+            return seen[-1].get("loading") is True
+
+        assert eventually(loading, 10), seen
+        assert seen[-1]["status"] == "QUEUED" and "estimated_start" not in seen[-1]
+        assert _state(client, "echo-lazy") in ("loading", "ready")
+        assert eventually(lambda: client.get(f"/v2/requests/{rid}").status_code == 200, 10)
+        result = client.get(f"/v2/requests/{rid}").json()
+        assert result["metrics"]["cold_start_ms"] >= 390  # the load took 400 ms
+        assert json.loads(result["output"])["content"][0]["text"] == "wake up"
+        warm = client.post("/v1/echo-lazy", json=user("again")).json()
+        assert warm["content"][0]["text"] == "again"
+        assert eventually(lambda: _state(client, "echo-lazy") == "unloaded", 10)  # idle 1 s
+
+        second = client.post("/v2/echo-lazy", json=user("once more")).json()["request_id"]
+        assert eventually(lambda: "estimated_start" in client.get(
+            f"/v2/requests/{second}/status").json(), 10)  # the first load was timed
+        assert eventually(lambda: client.get(
+            f"/v2/requests/{second}/status").json()["status"] == "COMPLETED", 10)
+    metrics = scrape(server)
+    assert value(metrics, "stratus_cold_start_seconds_count", model="echo-lazy") == 2
+    assert value(metrics, "stratus_model_loaded", model="echo") == 1
