@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import stratus
 from tests.conftest import eventually, user
 from tests.test_telemetry import scrape, value
 
@@ -48,11 +49,16 @@ def test_a_job_waiting_for_its_model_to_load_says_so(make_server) -> None:
         assert warm["content"][0]["text"] == "again"
         assert eventually(lambda: _state(client, "echo-lazy") == "unloaded", 10)  # idle 1 s
 
-        second = client.post("/v2/echo-lazy", json=user("once more")).json()["request_id"]
-        assert eventually(lambda: "estimated_start" in client.get(
-            f"/v2/requests/{second}/status").json(), 10)  # the first load was timed
-        assert eventually(lambda: client.get(
-            f"/v2/requests/{second}/status").json()["status"] == "COMPLETED", 10)
+        with stratus.Client(api_key=server.key, base_url=server.url) as sdk:
+            job = sdk.submit_chat("echo-lazy", **user("once more"))
+            statuses = []
+
+            def timed() -> bool:  # the SDK's status says it too, with the first load's time
+                statuses.append(job.status())
+                return statuses[-1].loading and statuses[-1].estimated_start is not None
+
+            assert eventually(timed, 10), statuses
+            assert job.wait(timeout=10).text == "once more"
     metrics = scrape(server)
     assert value(metrics, "stratus_cold_start_seconds_count", model="echo-lazy") == 2
     assert value(metrics, "stratus_model_loaded", model="echo") == 1

@@ -69,6 +69,8 @@ class JobStatus:
     queue_position: int | None = None
     error: str | None = None
     error_type: str | None = None
+    loading: bool = False  # QUEUED while its model loads (a cold start)
+    estimated_start: str | None = None  # when that load should end, if known
     raw: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -82,5 +84,7 @@ class JobStatus:
             queue_position=body.get("queue_position"),
             error=body.get("error"),
             error_type=body.get("error_type"),
+            loading=bool(body.get("loading")),
+            estimated_start=body.get("estimated_start"),
             raw=body,
         )
