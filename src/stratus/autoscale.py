@@ -17,6 +17,7 @@ import logging
 import math
 import signal
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,8 @@ from stratus import backends
 from stratus.config import Config
 
 log = logging.getLogger("stratus.autoscale")
+STOP_WAIT = 120.0  # seconds a stopped worker may take to drain before it is killed
+BACKOFF_MAX = 60.0  # seconds, at most, between starts after workers that failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,8 @@ class Supervisor:
         # pid -> the process, and whether it is kept (one of min) or exits when idle
         self._workers: dict[int, tuple[asyncio.subprocess.Process, bool]] = {}
         self._stop = asyncio.Event()
+        self._backoff = 0.0  # seconds to wait before the next start, after failures
+        self._next_start = 0.0  # monotonic
 
     @property
     def workers(self) -> int:
@@ -81,6 +86,8 @@ class Supervisor:
             log.warning("cannot read the queue: %s", exc)
             return
         waiting = {model: n for model, (n, _) in stats.items()}
+        if time.monotonic() < self._next_start:
+            return  # workers failed at start: wait before starting more
         kept = sum(1 for _, keep in self._workers.values() if keep)
         for _ in range(self._limits.min - kept):
             await self._start(keep=True)
@@ -107,11 +114,26 @@ class Supervisor:
                 del self._workers[pid]
                 log.info("worker pid %d exited with %d (%d running)", pid, proc.returncode,
                          len(self._workers))
+                if proc.returncode == 0:
+                    self._backoff = 0.0
+                else:  # a worker that fails (at start, say) is not restarted in a tight loop
+                    self._backoff = min(max(self._backoff * 2, self._limits.interval),
+                                        BACKOFF_MAX)
+                    self._next_start = time.monotonic() + self._backoff
 
     async def _stop_all(self) -> None:
-        for proc, _ in self._workers.values():
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc, _ in self._workers.values():
-            await proc.wait()
+        """SIGTERM to every worker (each drains); one still running after ``STOP_WAIT`` is
+        killed (its jobs go back to the queue when their leases lapse)."""
+        procs = [proc for proc, _ in self._workers.values() if proc.returncode is None]
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        if procs:
+            _, stuck = await asyncio.wait([asyncio.ensure_future(p.wait()) for p in procs],
+                                          timeout=STOP_WAIT)
+            if stuck:
+                for proc in procs:
+                    if proc.returncode is None:
+                        log.warning("worker pid %d did not stop: killed", proc.pid)
+                        proc.kill()
+                await asyncio.gather(*(p.wait() for p in procs))
         self._reap()

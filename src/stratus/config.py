@@ -290,9 +290,10 @@ class Config(_Strict):
                 if name in seen:
                     raise ValueError(f"model name {name!r} is used twice")
                 seen.add(name)
-        for i, model in enumerate(self.models):  # the first is eager unless it says not
-            if model.load is None:
-                object.__setattr__(model, "load", "eager" if i == 0 else "on_demand")
+        object.__setattr__(self, "models", tuple(  # the first is eager unless it says not
+            model if model.load is not None else model.model_copy(
+                update={"load": "eager" if i == 0 else "on_demand"})
+            for i, model in enumerate(self.models)))
         return self
 
 

@@ -257,7 +257,11 @@ class Runtime:
         any other job."""
         if record.status is not Status.QUEUED:
             return None
-        return (await self.model_states()).get(record.model)
+        try:
+            return (await self.model_states()).get(record.model)
+        except Exception:  # (the workers' reports cannot be read): the status without it
+            log.warning("model states unavailable", exc_info=True)
+            return None
 
     @property
     def ready(self) -> bool:

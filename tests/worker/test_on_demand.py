@@ -123,6 +123,26 @@ async def test_with_a_budget_for_one_model_two_take_turns_and_none_fails(store) 
     await worker.stop(1)
 
 
+async def test_two_models_with_jobs_waiting_and_slow_loads_take_turns(store) -> None:
+    """Loads slower than the worker's looks at the queue, and jobs of both models waiting
+    together: each model runs what it was loaded for before the other's turn."""
+    shared = {"now": 0, "peak": 0}
+    options = {"load_ms": 400, "memory_mb": 100}
+    registry = models(shared, ("a", {"load": "on_demand"}, options),
+                      ("b", {"load": "on_demand"}, options))
+    worker = await started(store, registry, memory_budget=150 * MB)
+    ids = [f"{model}{i}" for i in range(3) for model in "ab"]
+    for job_id in ids:
+        await put(store, job_id, f"job {job_id}", model=job_id[0])
+    for job_id in ids:
+        record = await until(store, job_id, Status.COMPLETED, Status.FAILED, timeout=20)
+        assert record.status is Status.COMPLETED
+    assert shared["peak"] == 1
+    loads = registry.resolve("a").engine.loads + registry.resolve("b").engine.loads
+    assert loads <= 3  # a, b (and at most a again): no loading in circles
+    await worker.stop(1)
+
+
 async def test_a_model_that_cannot_load_fails_one_job_and_cools_down(store) -> None:
     shared = {"now": 0, "peak": 0}
     registry = models(shared, ("bad", {"load": "on_demand"}, {"fail_load": True}),

@@ -67,6 +67,7 @@ def test_the_budget_unloads_the_least_recently_used_idle_model_first() -> None:
     for slug, at in (("a", 1.0), ("b", 2.0)):
         r.loading(slug, at)
         r.loaded(slug, at)
+    r.found_nothing(["a", "b"])  # both ran what they were loaded for
     r.used("a", 5.0)  # b is now the least recently used
     plan = r.plan({"c"}, {}, 6.0)
     assert plan.unload == ("b",) and plan.load == ()  # out first, then in
@@ -80,6 +81,7 @@ def test_a_busy_model_in_the_way_drains_before_the_swap() -> None:
     r = residency(150 * MB, demand("a"), demand("b"))
     r.loading("a", 0.0)
     r.loaded("a", 1.0)
+    r.found_nothing(["a"])
     plan = r.plan({"b"}, {"a": 2}, 2.0)
     assert plan.load == () and plan.hold == frozenset({"a"})  # a takes no new job
     plan = r.plan({"b"}, {}, 3.0)  # a has drained
@@ -104,3 +106,32 @@ def test_a_failed_load_waits_load_retry_before_it_is_tried_again() -> None:
     plan = r.plan({"a"}, {}, 5.0)
     assert plan.load == () and plan.wake_in == 6.0
     assert r.plan({"a"}, {}, 11.0).load == ("a",)
+
+
+def test_a_model_just_loaded_runs_its_queue_before_it_can_be_swapped_out() -> None:
+    r = residency(150 * MB, demand("a"), demand("b"))
+    r.loading("a", 0.0)
+    r.loaded("a", 1.0)  # b's jobs came while a loaded: a has run nothing yet
+    plan = r.plan({"b"}, {}, 1.0)
+    assert plan.unload == () and plan.load == () and "a" not in plan.hold
+    r.used("a", 1.1)  # a runs its jobs, and claims more while there are
+    assert "a" not in r.plan({"b"}, {"a": 4}, 1.2).hold
+    r.found_nothing(["a"])  # its queue is empty: now it drains for b
+    assert r.plan({"b"}, {"a": 1}, 1.5).hold == frozenset({"a"})
+    assert r.plan({"b"}, {}, 2.0).unload == ("a",)
+
+
+def test_a_busy_model_gets_one_turn_not_for_ever() -> None:
+    r = residency(150 * MB, demand("a"), demand("b"))
+    r.loading("a", 0.0)
+    r.loaded("a", 1.0)
+    assert "a" not in r.plan({"b"}, {"a": 8}, 20.0).hold  # jobs keep coming for a
+    assert r.plan({"b"}, {"a": 8}, 31.0).hold == frozenset({"a"})  # its turn is over
+
+
+def test_a_model_loaded_for_jobs_another_worker_took_can_be_swapped_out() -> None:
+    r = residency(150 * MB, demand("a"), demand("b"))
+    r.loading("a", 0.0)
+    r.loaded("a", 1.0)
+    r.found_nothing(["a"])
+    assert r.plan({"b"}, {}, 1.5).unload == ("a",)

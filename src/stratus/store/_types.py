@@ -236,6 +236,10 @@ class JobStore(Protocol):
         """How many jobs of ``model`` wait in the queue."""
         ...
 
+    async def waiting(self, models: Collection[str]) -> set[str]:
+        """Those of ``models`` with at least one job QUEUED (one indexed look each)."""
+        ...
+
     async def queue_stats(self) -> dict[str, tuple[int, float]]:
         """By model with jobs waiting: how many, and how long the oldest has waited (s)."""
         ...

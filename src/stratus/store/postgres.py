@@ -233,6 +233,15 @@ class PostgresJobStore:
         async with self._pg.connection() as conn:
             return await self._queued(conn, model)
 
+    async def waiting(self, models: Collection[str]) -> set[str]:
+        if not models:
+            return set()
+        async with self._pg.connection() as conn:
+            cur = await conn.execute(
+                "SELECT m FROM unnest(%s::text[]) AS m WHERE EXISTS "
+                "(SELECT 1 FROM jobs WHERE status = 'QUEUED' AND model = m)", (list(models),))
+            return {row["m"] for row in await cur.fetchall()}
+
     async def queue_stats(self) -> dict[str, tuple[int, float]]:
         async with self._pg.connection() as conn:
             cur = await conn.execute(

@@ -238,6 +238,14 @@ class SqliteJobStore:
     async def queued(self, model: str) -> int:
         return await self._db.read(self._queued, model)
 
+    async def waiting(self, models: Collection[str]) -> set[str]:
+        def read(conn: sqlite3.Connection) -> set[str]:
+            return {model for model in models if conn.execute(
+                "SELECT 1 FROM jobs WHERE status = 'QUEUED' AND model = ? LIMIT 1",
+                (model,)).fetchone()}
+
+        return await self._db.read(read) if models else set()
+
     async def queue_stats(self) -> dict[str, tuple[int, float]]:
         def read(conn: sqlite3.Connection) -> dict[str, tuple[int, float]]:
             rows = conn.execute(

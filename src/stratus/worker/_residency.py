@@ -10,7 +10,11 @@ out. Nothing here loads a model; it is tested without one.
   recently used idle on-demand models are unloaded first (and the load starts only once
   they are out, so two never overlap), and while the models still running keep it from
   fitting, they take no new jobs (``hold``), so that they drain and the waiting model's
-  turn comes. A model larger than the whole budget is loaded when it would be alone.
+  turn comes. A model just loaded has its turn first: it is neither held nor unloaded
+  until a claim finds none of its jobs waiting, or ``turn`` seconds have passed since it
+  loaded (``fresh``), so a swap is paid for with a queue's worth of jobs, and a busy model
+  cannot keep another out for ever. A model larger than the whole budget is loaded when it
+  would be alone.
 - A load that fails leaves the model ``failed`` for ``load_retry`` seconds (the worker fails
   one of its jobs with the error), then it may be tried again.
 """
@@ -37,6 +41,7 @@ class Resident:
     since: float = 0.0  # monotonic: when its state last changed
     load_seconds: float | None = None  # how long its last load took
     cold_start_ms: float | None = None  # for the next job claimed after a load
+    fresh: bool = False  # just loaded: its turn, until its queue is found empty
     error: str | None = None  # why its last load failed
 
 
@@ -53,6 +58,7 @@ class Residency:
     residents: dict[str, Resident]
     budget: int | None = None
     load_retry: float = 30.0
+    turn: float = 30.0  # seconds a model just loaded may run its queue before it is held
     _waiting: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -64,6 +70,15 @@ class Residency:
 
     def claimable(self, slug: str) -> bool:
         return self.residents[slug].state == "loaded"
+
+    def expire(self, now: float) -> None:
+        """Models whose failed load has waited ``load_retry`` may be loaded again."""
+        for r in self.residents.values():
+            if r.state == "failed" and now - r.since >= self.load_retry:
+                self._set(r.slug, "unloaded", now)
+
+    def failing(self) -> bool:
+        return any(r.state == "failed" for r in self.residents.values())
 
     def unloaded_with_demand(self) -> list[str]:
         """On-demand models whose queue the worker must look at: not loaded, not failing."""
@@ -85,15 +100,12 @@ class Residency:
         resident.load_seconds, resident.cold_start_ms = took, took * 1000
         resident.error = None
         resident.last_used = now
+        resident.fresh = True
         self._set(slug, "loaded", now)
 
     def failed(self, slug: str, error: str, now: float) -> None:
         self.residents[slug].error = error
         self._set(slug, "failed", now)
-
-    def restore(self, slug: str, now: float) -> None:
-        """An unload that failed: the model is still loaded."""
-        self._set(slug, "loaded", now)
 
     def unloading(self, slug: str, now: float) -> None:
         self._set(slug, "unloading", now)
@@ -103,6 +115,11 @@ class Residency:
 
     def used(self, slug: str, now: float) -> None:
         self.residents[slug].last_used = now
+
+    def found_nothing(self, slugs: Collection[str]) -> None:
+        """A claim for these models found no job: none waits for a model just loaded."""
+        for slug in slugs:
+            self.residents[slug].fresh = False
 
     def take_cold_start(self, slug: str) -> float | None:
         """The cold start a job claimed now pays (once per load)."""
@@ -119,13 +136,12 @@ class Residency:
     def plan(self, queued: Collection[str], running: Mapping[str, int], now: float) -> Plan:
         """What to do now: ``queued``, the models with jobs waiting (of those this worker
         asked about); ``running``, jobs running here by model."""
-        wake: list[float] = []
-        for r in self.residents.values():  # a failed load may be tried again
-            if r.state == "failed":
-                if now - r.since >= self.load_retry:
-                    r.state = "unloaded"
-                else:
-                    wake.append(r.since + self.load_retry - now)
+        self.expire(now)
+        wake = [r.since + self.load_retry - now for r in self.residents.values()
+                if r.state == "failed"]  # when it may be tried again
+        for r in self.residents.values():
+            if r.fresh and now - r.since >= self.turn:
+                r.fresh = False
         unload = [r.slug for r in self.residents.values() if self._idle_out(r, running, now)]
         for r in self.residents.values():
             if r.on_demand and r.state == "loaded" and r.idle_unload > 0 \
@@ -139,8 +155,8 @@ class Residency:
         wanted = self._in_turn(queued, now)
         if wanted and not changing and not unload:
             evict, blockers = self._room_for(self.residents[wanted[0]], running)
-            if blockers:
-                hold = set(blockers)  # they drain; their ends wake the worker
+            if blockers:  # running ones drain (their ends wake the worker); fresh ones run
+                hold = {s for s in blockers if not self.residents[s].fresh}
             elif evict:
                 unload = evict  # the load follows once they are out
             else:
@@ -161,13 +177,13 @@ class Residency:
 
     @staticmethod
     def _idle_out(r: Resident, running: Mapping[str, int], now: float) -> bool:
-        return (r.on_demand and r.state == "loaded" and r.idle_unload > 0
+        return (r.on_demand and r.state == "loaded" and r.idle_unload > 0 and not r.fresh
                 and not running.get(r.slug, 0) and now - r.last_used >= r.idle_unload)
 
     def _room_for(self, wanted: Resident,
                   running: Mapping[str, int]) -> tuple[list[str], list[str]]:
-        """The idle models to unload so that ``wanted`` fits the budget, or (if running
-        models keep it from fitting) the models that must drain first."""
+        """The idle models to unload so that ``wanted`` fits the budget, or (if running or
+        fresh models keep it from fitting) the models it waits for."""
         if self.budget is None:
             return [], []
         held = self.held()
@@ -179,12 +195,12 @@ class Residency:
         for r in loaded:
             if held + wanted.size <= self.budget:
                 break
-            if not running.get(r.slug, 0):
+            if not running.get(r.slug, 0) and not r.fresh:
                 evict.append(r.slug)
                 held -= r.size
         if held + wanted.size <= self.budget:
             return evict, []
-        blockers = [r.slug for r in loaded if running.get(r.slug, 0)]
+        blockers = [r.slug for r in loaded if running.get(r.slug, 0) or r.fresh]
         if not blockers:
             return evict, []  # nothing more can make room: it is loaded over the budget
         return evict, blockers

@@ -130,7 +130,9 @@ class Worker:
             budget=memory_budget, load_retry=load_retry)
         self._changing: set[asyncio.Task[None]] = set()  # loads and unloads under way
         self._queued: set[str] = set()  # unloaded models with jobs waiting, as last looked
+        self._looked: set[str] = set()  # the models that look was at
         self._next_look = 0.0
+        self._since: dict[str, float] = {}  # wall clock: when a model's load began or failed
         self._max_idle = max_idle
         self._last_active = time.monotonic()
         self.idle_exit = asyncio.Event()  # set when max_idle has passed with nothing to do
@@ -175,17 +177,14 @@ class Worker:
             return state
         if resident.state in ("unloaded", "unloading"):
             return {"state": "unloaded", "reason": None, "next_probe_at": None}
+        since = self._since.get(spec.slug, 0.0)
         if resident.state == "loading":
             took = resident.load_seconds
-            ready_at = None if took is None else round(
-                time.time() + max(resident.since + took - time.monotonic(), 0.0), 3)
             return {"state": "loading", "reason": None, "next_probe_at": None,
-                    "estimated_ready_at": ready_at}
+                    "estimated_ready_at": None if took is None else round(since + took, 3)}
         if resident.state == "failed":
-            retry = time.time() + max(
-                resident.since + self._residency.load_retry - time.monotonic(), 0.0)
             return {"state": "cooldown", "reason": f"the model failed to load: {resident.error}",
-                    "next_probe_at": round(retry, 3)}
+                    "next_probe_at": round(since + self._residency.load_retry, 3)}
         return state
 
     def drain(self) -> None:
@@ -204,11 +203,13 @@ class Worker:
         self.drain()
         if self._loop_task is not None:
             await self._loop_task
+        deadline = time.monotonic() + grace
         if self._changing:  # a load under way ends before its engine may be closed
-            await asyncio.gather(*self._changing, return_exceptions=True)
+            await asyncio.wait(self._changing)
         tasks = list(self._running.values())
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace)
+            _, pending = await asyncio.wait(
+                tasks, timeout=max(deadline - time.monotonic(), 0.0))
             if pending:
                 self._releasing = True
                 for task in pending:
@@ -243,14 +244,9 @@ class Worker:
                 if plan.wake_in is not None:
                     wait = min(wait, plan.wake_in)
                 now = time.monotonic()
-                if self._max_idle is not None:
-                    idle = self._idle_for(now)
-                    if idle >= self._max_idle:
-                        log.info("worker %s stops: nothing to do for %g s", self.id, idle)
-                        self.idle_exit.set()
-                        return
-                    if idle >= 0:
-                        wait = min(wait, self._max_idle - idle)
+                idle = self._idle_for(now)
+                if self._max_idle is not None and idle >= 0:
+                    wait = min(wait, max(self._max_idle - idle, 0.0))
                 paused = [until for until in self._paused.values() if until > now]
                 if paused:  # look again when the first busy engine may take work
                     wait = min(wait, min(paused) - now)
@@ -265,10 +261,15 @@ class Worker:
                           and self._paused.get(spec.slug, 0.0) <= now):
                         free.append(spec.slug)
                 if not free:
+                    if self._idle_out(idle):
+                        return
                     await self._wait(wait, work=bool(self._residency.unloaded_with_demand()))
                     continue
                 claim = await self._store.claim(free, self.id)
                 if claim is None:
+                    self._residency.found_nothing(free)
+                    if self._idle_out(idle):
+                        return
                     self._next_look = 0.0  # nothing to claim: look at the unloaded ones too
                     await self._wait(wait, work=True)
                     continue
@@ -292,6 +293,16 @@ class Worker:
         if work and len(waits) > 1 and waits[1] in done:
             self._next_look = 0.0  # a job came: is it for a model not loaded?
 
+    def _idle_out(self, idle: float) -> bool:
+        """Stop, with ``max_idle``, once it has passed with nothing run or loaded and nothing
+        waits for a model of this worker (a claim has just found none)."""
+        if self._max_idle is None or idle < self._max_idle or self._queued \
+                or self._residency.failing():
+            return False
+        log.info("worker %s stops: nothing to do for %g s", self.id, idle)
+        self.idle_exit.set()
+        return True
+
     def _idle_for(self, now: float) -> float:
         """Seconds with nothing run, loaded or unloaded (-1: something is under way)."""
         if self._running or self._changing:
@@ -304,12 +315,13 @@ class Worker:
         """Look at the queue of the unloaded on-demand models (when idle, woken by a new
         job, or every ``QUEUE_LOOK`` s) and start the loads and unloads the plan says."""
         now = time.monotonic()
+        self._residency.expire(now)
         unloaded = self._residency.unloaded_with_demand()
         if not unloaded:
             self._queued = set()
-        elif now >= self._next_look:
-            stats = await self._store.queue_stats()
-            self._queued = {slug for slug in unloaded if stats.get(slug, (0, 0.0))[0] > 0}
+        elif now >= self._next_look or not set(unloaded) <= self._looked:
+            self._queued = await self._store.waiting(unloaded)
+            self._looked = set(unloaded)
             self._next_look = now + QUEUE_LOOK
         plan = self._residency.plan(self._queued, self._inflight, now)
         for slug in plan.unload:
@@ -320,6 +332,7 @@ class Worker:
 
     def _change(self, slug: str, *, load: bool) -> None:
         spec = self._models.resolve(slug)
+        self._since[slug] = time.time()
         if load:
             self._residency.loading(slug, time.monotonic())
         else:
@@ -335,6 +348,7 @@ class Worker:
             await spec.engine.load()
         except Exception as exc:
             log.exception("model %s failed to load", slug)
+            self._since[slug] = time.time()
             self._residency.failed(slug, describe(exc), time.monotonic())
             await self._fail_one(spec, describe(exc))
         else:
@@ -352,15 +366,14 @@ class Worker:
         slug = spec.slug
         try:
             await spec.engine.unload()
-        except Exception:
-            log.exception("model %s could not be unloaded; it stays loaded", slug)
-            self._residency.restore(slug, time.monotonic())
+        except Exception:  # its engine has stopped: loaded again when asked
+            log.exception("model %s did not unload cleanly", slug)
         else:
-            self._residency.unloaded(slug, time.monotonic())
             log.info("model %s unloaded", slug)
+        finally:
+            self._residency.unloaded(slug, time.monotonic())
             if self._telemetry is not None:
                 self._telemetry.model_loaded.labels(slug).set(0)
-        finally:
             self._last_active = time.monotonic()
             self._slot_freed.set()
 

@@ -133,18 +133,24 @@ class LlamaCppEngine:
 
     async def unload(self) -> None:
         """Stop the engine thread and free the weights, the context and its KV cache; the
-        tokenizer stays, for counting."""
+        tokenizer stays, for counting. It ends unloaded, even if freeing fails."""
         if self._model is self._native and self._model is not None:
             raise EngineError(f"model {self.config.slug!r} was loaded at start (eager): it "
                               "is not unloaded")
-        await self._stop_thread()
-        model, self._model, self._scheduler = self._model, None, None
-        if model is not None:
-            await asyncio.to_thread(model.close)
-            log.info("unloaded %s", self.config.slug)
+        try:
+            await self._stop_thread()
+        finally:
+            model, self._model, self._scheduler = self._model, None, None
+            if model is not None:
+                await asyncio.to_thread(model.close)
+                log.info("unloaded %s", self.config.slug)
 
     def memory_bytes(self) -> int:
-        return self._path.stat().st_size if self._path is not None else 0
+        """The weights (the GGUF's size) and the KV cache of every slot."""
+        if self._path is None or self._native is None:
+            return 0
+        tokens = self.config.context_length * self.config.batch_slots
+        return self._path.stat().st_size + self._native.kv_bytes(tokens)
 
     def _start_thread(self) -> None:
         self._running = True
@@ -175,7 +181,12 @@ class LlamaCppEngine:
 
     def _load_model(self) -> None:
         assert self._path is not None, "engine not started"
-        self._serve(self._open(self._path, True))
+        model = self._open(self._path, True)
+        try:
+            self._serve(model)
+        except BaseException:
+            model.close()
+            raise
 
     def _open(self, path: Path, generate: bool) -> Native:
         return Native(path, slots=self.config.batch_slots,
@@ -183,10 +194,10 @@ class LlamaCppEngine:
                       threads=self._threads, generate=generate)
 
     def _serve(self, model: Native) -> None:
-        self._model = model
         self._scheduler = Scheduler(LlamaBackend(model, self._lock, self._seed),
                                     slots=self.config.batch_slots, chunk=self._chunk,
                                     capacity=model.capacity, reuse=self._reuse)
+        self._model = model
         log.info("loaded %s from %s (%d slots x %d tokens, %d threads)", self.config.slug,
                  self._path, self.config.batch_slots, self.config.context_length,
                  self._threads)

@@ -93,7 +93,11 @@ class Native:
         self.capacity = 0
         self.vocab = lc.llama_model_get_vocab(self.model)
         if generate:
-            self._context(path, slots, context_length, chunk, threads)
+            try:
+                self._context(path, slots, context_length, chunk, threads)
+            except BaseException:  # (too little memory for the KV cache): nothing kept
+                self.close()
+                raise
         self.add_bos = bool(lc.llama_vocab_get_add_bos(self.vocab))
         self.longest_piece = max(
             len(self.piece_bytes(token)) for token in range(lc.llama_vocab_n_tokens(self.vocab)))
@@ -121,6 +125,24 @@ class Native:
         self.memory = lc.llama_get_memory(ctx)
         self.batch = lc.llama_batch_init(cparams.n_batch, 0, 1)
         self.capacity = cparams.n_batch
+
+    def kv_bytes(self, tokens: int) -> int:
+        """About what a KV cache of ``tokens`` positions holds: f16 keys and values in every
+        layer, from the GGUF's metadata (0 where it does not say)."""
+        arch = self.meta("general.architecture")
+
+        def number(key: str) -> int:
+            value = self.meta(f"{arch}.{key}")
+            return int(value) if value and value.isdigit() else 0
+
+        layers, embd, heads = (number("block_count"), number("embedding_length"),
+                               number("attention.head_count"))
+        if not (arch and layers and embd and heads):
+            return 0
+        kv_heads = number("attention.head_count_kv") or heads
+        key = number("attention.key_length") or embd // heads
+        value = number("attention.value_length") or key
+        return layers * tokens * kv_heads * (key + value) * 2
 
     def close(self) -> None:
         if self.batch is not None:
