@@ -4,6 +4,7 @@ the sampler chains; :class:`LlamaBackend` is what the scheduler decodes and samp
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import random
 import threading
@@ -99,8 +100,13 @@ class Native:
                 self.close()
                 raise
         self.add_bos = bool(lc.llama_vocab_get_add_bos(self.vocab))
-        self.longest_piece = max(
-            len(self.piece_bytes(token)) for token in range(lc.llama_vocab_n_tokens(self.vocab)))
+
+    @functools.cached_property
+    def longest_piece(self) -> int:
+        """Bytes of the longest token's text (read once, when first asked: a model loaded
+        only to generate never is)."""
+        return max(len(self.piece_bytes(token))
+                   for token in range(lc.llama_vocab_n_tokens(self.vocab)))
 
     def _context(self, path: Path, slots: int, context_length: int, chunk: int,
                  threads: int) -> None:
