@@ -19,7 +19,7 @@ def test_a_model_with_jobs_waiting_is_loaded_one_at_a_time() -> None:
     r = residency(None, demand("a"), demand("b"), Resident("e", on_demand=False, size=0,
                                                            state="loaded"))
     assert r.claimable("e") and not r.claimable("a")
-    assert r.unloaded_with_demand() == ["a", "b"]
+    assert r.unloaded_on_demand() == ["a", "b"]
     assert r.plan(set(), {}, 0.0).load == ()
     first = r.plan({"b"}, {}, 1.0)
     assert first.load == ("b",)

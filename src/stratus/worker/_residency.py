@@ -80,7 +80,7 @@ class Residency:
     def failing(self) -> bool:
         return any(r.state == "failed" for r in self.residents.values())
 
-    def unloaded_with_demand(self) -> list[str]:
+    def unloaded_on_demand(self) -> list[str]:
         """On-demand models whose queue the worker must look at: not loaded, not failing."""
         return [r.slug for r in self.residents.values()
                 if r.on_demand and r.state == "unloaded"]

@@ -263,7 +263,7 @@ class Worker:
                 if not free:
                     if self._idle_out(idle):
                         return
-                    await self._wait(wait, work=bool(self._residency.unloaded_with_demand()))
+                    await self._wait(wait, work=bool(self._residency.unloaded_on_demand()))
                     continue
                 claim = await self._store.claim(free, self.id)
                 if claim is None:
@@ -316,7 +316,7 @@ class Worker:
         job, or every ``QUEUE_LOOK`` s) and start the loads and unloads the plan says."""
         now = time.monotonic()
         self._residency.expire(now)
-        unloaded = self._residency.unloaded_with_demand()
+        unloaded = self._residency.unloaded_on_demand()
         if not unloaded:
             self._queued = set()
         elif now >= self._next_look or not set(unloaded) <= self._looked:

@@ -55,7 +55,11 @@ async def create(runtime: Runtime, caller: Caller, raw: bytes, base_url: str) ->
 
 
 async def _batch(runtime: Runtime, caller: Caller, batch_id: str) -> BatchRecord:
-    batch = await runtime.batches.get(caller.account.id, batch_id)
+    return _found(runtime, batch_id, await runtime.batches.get(caller.account.id, batch_id))
+
+
+def _found(runtime: Runtime, batch_id: str, batch: BatchRecord | None) -> BatchRecord:
+    """The batch, or the 404 for an unknown one."""
     if batch is None:
         retention = runtime.config.batches.retention
         raise NotFound(f"unknown batch {batch_id!r}: it does not exist, belongs to another "
@@ -89,10 +93,8 @@ async def page(runtime: Runtime, caller: Caller, query: Mapping[str, str],
 
 async def cancel(runtime: Runtime, caller: Caller, batch_id: str,
                  base_url: str) -> dict[str, Any]:
-    batch = await runtime.batches.begin_cancel(caller.account.id, batch_id)
-    if batch is None:
-        await _batch(runtime, caller, batch_id)  # the 404
-    assert batch is not None
+    batch = _found(runtime, batch_id,
+                   await runtime.batches.begin_cancel(caller.account.id, batch_id))
     runtime.batch_keeper.wake()
     return batch_body(batch, base_url)
 
